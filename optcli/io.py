@@ -1,0 +1,216 @@
+"""The only module that knows the .npz layout (format version 1, see docs/format.md).
+
+An optcli model file is an uncompressed NumPy .npz archive:
+- `__optcli__`: the manifest, UTF-8 JSON bytes stored as a uint8 array;
+- `<tensor name>::<role>`: each array of each stored tensor (role from its encoding).
+
+Reading never unpickles (`allow_pickle=False`), checks the archive's declared sizes before
+reading them, and validates manifest, tensors and graph before returning. Writing is atomic:
+a temporary file beside the target is written, flushed, re-read and verified, then renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optcli import __version__
+from optcli.errors import InputError, ModelFormatError, OptcliError
+from optcli.formats import ENCODINGS, StoredTensor
+from optcli.graph import Graph, Model, Node, ValueInfo, validate
+
+FORMAT_NAME = "optcli-model"
+FORMAT_VERSION = 1
+MANIFEST_KEY = "__optcli__"
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_TOTAL_BYTES = 64 << 30   # refuse archives that claim more than this when unpacked
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- reading
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Read and fully validate a model; every error is a one-line ModelFormatError."""
+    path = Path(path)
+    arrays = read_npz(path, what="model")
+    try:
+        return _from_arrays(arrays)
+    except OptcliError as e:
+        raise type(e)(f"{path}: {e}") from None
+
+
+def read_npz(path: Path, what: str = "file") -> dict[str, np.ndarray]:
+    """All arrays of an .npz, refusing pickles, bombs and corruption with one clear line."""
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+            if total > MAX_TOTAL_BYTES:
+                raise ModelFormatError(f"{path}: archive claims {total} bytes unpacked; refused")
+            bad = zf.testzip()
+            if bad is not None:
+                raise ModelFormatError(f"{path}: member '{bad}' is corrupt (CRC mismatch)")
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ModelFormatError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise ModelFormatError(f"{path}: contains a pickled object array; pickles are "
+                                   "never loaded") from None
+        raise ModelFormatError(f"{path}: not a valid .npz {what}: {e}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise ModelFormatError(f"{path}: not a valid .npz {what} "
+                               f"(corrupt or truncated: {e})") from None
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> Model:
+    if MANIFEST_KEY not in arrays:
+        raise ModelFormatError(f"no '{MANIFEST_KEY}' manifest: not an optcli model")
+    raw = arrays[MANIFEST_KEY]
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_MANIFEST_BYTES:
+        raise ModelFormatError("manifest must be a 1-D uint8 array of JSON bytes")
+    try:
+        man = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFormatError(f"manifest is not valid JSON: {e}") from None
+    if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
+        raise ModelFormatError("manifest 'format' is not 'optcli-model'")
+    version = man.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFormatError(f"format version {version!r} is newer than this optcli reads "
+                               f"({FORMAT_VERSION}); upgrade optcli")
+    try:
+        model = Model(
+            name=str(man.get("name", "model")),
+            graph=_graph_from_json(man["graph"]),
+            tensors=_tensors_from_json(man["tensors"], arrays),
+            task=dict(man.get("task", {})),
+            provenance=dict(man.get("provenance", {})),
+            extra=dict(man.get("extra", {})),
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ModelFormatError(f"manifest is malformed near {e}") from None
+    validate(model)
+    return model
+
+
+def _graph_from_json(g: dict[str, Any]) -> Graph:
+    def vinfo(d: dict[str, Any]) -> ValueInfo:
+        return ValueInfo(d["name"], tuple(d["shape"]), d.get("dtype", "float32"),
+                         d.get("meaning", ""))
+
+    nodes = tuple(Node(n["name"], n["op"], dict(n["inputs"]), tuple(n["outputs"]),
+                       dict(n.get("attrs", {}))) for n in g["nodes"])
+    return Graph(nodes, tuple(map(vinfo, g["inputs"])), tuple(map(vinfo, g["outputs"])))
+
+
+def _tensors_from_json(table: dict[str, Any],
+                       arrays: dict[str, np.ndarray]) -> dict[str, StoredTensor]:
+    out = {}
+    for name, t in table.items():
+        cls = ENCODINGS.get(t["encoding"])
+        if cls is None:
+            raise ModelFormatError(f"tensor '{name}': unknown encoding {t['encoding']!r}; "
+                                   f"valid: {', '.join(ENCODINGS)}")
+        parts = {}
+        for role, key in t["arrays"].items():
+            if key not in arrays:
+                raise ModelFormatError(f"tensor '{name}': array '{key}' missing from archive")
+            parts[role] = arrays[key]
+        shape = tuple(int(s) for s in t["shape"])
+        out[name] = cls.from_stored(name, shape, t.get("dtype", "float32"), parts,
+                                    dict(t.get("params", {})))
+    return out
+
+
+# ----------------------------------------------------------------------------- writing
+
+def to_arrays(model: Model) -> dict[str, np.ndarray]:
+    """The archive's contents: the manifest plus every tensor's arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    table = {}
+    for name, t in model.tensors.items():
+        keys = {}
+        for role, a in t.arrays().items():
+            keys[role] = f"{name}::{role}"
+            arrays[keys[role]] = np.ascontiguousarray(a)
+        table[name] = {"shape": list(t.shape), "dtype": t.dtype, "encoding": t.encoding,
+                       "params": t.params(), "arrays": keys}
+    man = manifest(model, table)
+    arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(man, sort_keys=True).encode(), np.uint8)
+    return arrays
+
+
+def manifest(model: Model, table: dict[str, Any]) -> dict[str, Any]:
+    g = model.graph
+    vi = lambda v: {"name": v.name, "shape": list(v.shape), "dtype": v.dtype,  # noqa: E731
+                    "meaning": v.meaning}
+    prov = dict(model.provenance)
+    prov.setdefault("optcli_version", __version__)
+    return {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "name": model.name,
+        "task": model.task, "provenance": prov, "extra": model.extra, "tensors": table,
+        "graph": {
+            "inputs": [vi(v) for v in g.inputs], "outputs": [vi(v) for v in g.outputs],
+            "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs,
+                       "outputs": list(n.outputs), "attrs": n.attrs} for n in g.nodes],
+        },
+    }
+
+
+def save_model(model: Model, path: str | os.PathLike, *, force: bool = False,
+               protect: tuple[Path, ...] = ()) -> int:
+    """Write atomically and verify; returns bytes on disk. Never overwrites a `protect` path."""
+    validate(model)
+    arrays = to_arrays(model)
+    return write_npz_atomic(Path(path), arrays, force=force, protect=protect,
+                            verify=_from_arrays)
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
+                     protect: tuple[Path, ...] = (), verify=None) -> int:
+    """Temp file in the target's folder -> fsync -> re-read + verify -> rename over target."""
+    check_output_path(path, force=force, protect=protect)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        back = read_npz(Path(tmp))
+        if set(back) != set(arrays) or any(not np.array_equal(back[k], arrays[k])
+                                           for k in arrays):
+            raise OptcliError(f"{path}: verification of the written file failed")
+        if verify is not None:
+            verify(back)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def check_output_path(path: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> None:
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: output folder does not exist")
+    for p in protect:
+        if path.exists() and p.exists() and path.resolve() == p.resolve():
+            raise InputError(f"{path}: refusing to overwrite the input file")
+    if path.exists() and not force:
+        raise InputError(f"{path}: output exists; pass --force to replace it")
