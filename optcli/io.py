@@ -177,33 +177,78 @@ def manifest(model: Model, table: dict[str, Any]) -> dict[str, Any]:
 def save_model(model: Model, path: str | os.PathLike, *, force: bool = False,
                protect: tuple[Path, ...] = ()) -> int:
     """Write atomically and verify; returns bytes on disk. Never overwrites a `protect` path."""
+    with stage_model(model, Path(path), force=force, protect=protect) as staged:
+        return staged.commit()
+
+
+def stage_model(model: Model, path: Path, *, force: bool = False,
+                protect: tuple[Path, ...] = ()) -> "StagedFile":
+    """Write the model to a verified temporary file beside `path`; `commit()` renames it."""
     validate(model)
-    arrays = to_arrays(model)
-    return write_npz_atomic(Path(path), arrays, force=force, protect=protect,
-                            verify=_from_arrays)
+    return StagedFile(path, to_arrays(model), force=force, protect=protect,
+                      verify=_from_arrays)
+
+
+class StagedFile:
+    """A file written to a temporary name, re-read and verified, renamed only on commit().
+
+    Used as a context manager: leaving the block without commit() (an error, Ctrl-C) removes
+    the temporary file, so nothing is ever left at the target path.
+    """
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
+                 protect: tuple[Path, ...] = (), verify=None):
+        check_output_path(path, force=force, protect=protect)
+        self.path, self.force, self.protect = path, force, protect
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self.tmp = Path(tmp)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write_npz(f, arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            back = read_npz(self.tmp)
+            if set(back) != set(arrays) or any(not np.array_equal(back[k], arrays[k])
+                                               for k in arrays):
+                raise OptcliError(f"{path}: verification of the written file failed")
+            if verify is not None:
+                verify(back)
+        except BaseException:
+            self.discard()
+            raise
+        self.size = self.tmp.stat().st_size
+
+    def commit(self) -> int:
+        check_output_path(self.path, force=self.force, protect=self.protect)
+        os.replace(self.tmp, self.path)
+        return self.size
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "StagedFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
-                     protect: tuple[Path, ...] = (), verify=None) -> int:
-    """Temp file in the target's folder -> fsync -> re-read + verify -> rename over target."""
-    check_output_path(path, force=force, protect=protect)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        back = read_npz(Path(tmp))
-        if set(back) != set(arrays) or any(not np.array_equal(back[k], arrays[k])
-                                           for k in arrays):
-            raise OptcliError(f"{path}: verification of the written file failed")
-        if verify is not None:
-            verify(back)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.stat().st_size
+                     protect: tuple[Path, ...] = ()) -> int:
+    """Atomically write plain arrays (e.g. `optcli run` outputs); returns bytes on disk."""
+    with StagedFile(path, arrays, force=force, protect=protect) as staged:
+        return staged.commit()
+
+
+def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz readable by np.load, byte-for-byte deterministic: sorted members,
+    fixed timestamps (np.savez stamps the current time, which breaks reproducibility)."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arrays[key]),
+                                          allow_pickle=False)
 
 
 def check_output_path(path: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> None:

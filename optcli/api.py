@@ -1,0 +1,124 @@
+"""The library behind every command: one function per command, each returning a plain report
+dict (JSON-ready). The CLI only parses arguments, calls one of these and renders the result."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optcli.bench import measure
+from optcli.config import check_against_model, load_pipeline
+from optcli.data import load_dataset
+from optcli.errors import InputError
+from optcli.evaluate import evaluate
+from optcli.feeds import batch_feeds
+from optcli.io import load_model, write_npz_atomic
+from optcli.params import describe
+from optcli.progress import NoProgress, Progress
+from optcli.runtime import Runtime
+from optcli.sizes import layer_sizes, total_bytes, total_params
+from optcli.steps import STEPS
+from optcli.threads import blas_threads
+
+
+def inspect_model(model_path: str | Path) -> dict[str, Any]:
+    path = Path(model_path)
+    m = load_model(path)
+    vi = lambda v: {"name": v.name, "shape": list(v.shape), "dtype": v.dtype,  # noqa: E731
+                    "meaning": v.meaning}
+    return {
+        "kind": "inspect", "path": str(path), "name": m.name, "task": m.task,
+        "inputs": [vi(v) for v in m.graph.inputs], "outputs": [vi(v) for v in m.graph.outputs],
+        "nodes": len(m.graph.nodes),
+        "ops": dict(collections.Counter(n.op for n in m.graph.nodes)),
+        "params": total_params(m),
+        "nonzeros": sum(t.nonzeros for t in m.tensors.values()),
+        "memory_bytes": total_bytes(m), "disk_bytes": path.stat().st_size,
+        "layers": [r.to_dict() for r in layer_sizes(m)], "provenance": m.provenance,
+    }
+
+
+def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Path, *,
+              batch_size: int = 256, force: bool = False,
+              progress: Progress = NoProgress()) -> dict[str, Any]:
+    model_path, out_path = Path(model_path), Path(out_path)
+    m = load_model(model_path)
+    data = load_dataset(input_path, m)
+    rt = Runtime(m)
+    t0 = time.perf_counter()
+    parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    total = (len(data) + batch_size - 1) // batch_size
+    for feeds, _ in progress.track(data.batches(batch_size), total, "run"):
+        for k, v in rt.run(feeds).items():
+            parts[k].append(v)
+    outputs = {k: np.concatenate(v) for k, v in parts.items()}
+    seconds = time.perf_counter() - t0
+    size = write_npz_atomic(out_path, outputs, force=force,
+                            protect=(model_path, Path(input_path)))
+    return {"kind": "run", "model": str(model_path), "input": str(input_path),
+            "output": str(out_path), "samples": len(data), "seconds": seconds,
+            "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name}
+                        for k, v in outputs.items()}, "bytes": size}
+
+
+def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "auto",
+               reference_path: str | Path | None = None, batch_size: int = 256,
+               samples: int | None = None, progress: Progress = NoProgress()) -> dict[str, Any]:
+    m = load_model(model_path)
+    ref = load_model(reference_path) if reference_path else None
+    data = load_dataset(data_path, m, samples)
+    res = evaluate(m, data, metric, reference=ref, batch_size=batch_size, progress=progress)
+    return {"kind": "eval", "model": str(model_path), "data": str(data_path),
+            "reference": None if ref is None else str(reference_path), **res.to_dict()}
+
+
+def bench_model(model_path: str | Path, *, batches: list[int], threads: int | None = None,
+                reference_path: str | Path | None = None, data_path: str | Path | None = None,
+                repeats: int = 30, warmup: int = 3, seq: int = 16) -> dict[str, Any]:
+    m = load_model(model_path)
+    ref = load_model(reference_path) if reference_path else None
+    data = load_dataset(data_path, m) if data_path else None
+    rows = []
+    with blas_threads(threads):
+        runtimes = [Runtime(m)] + ([Runtime(ref)] if ref is not None else [])
+        for b in batches:
+            feeds = batch_feeds(m, b, data, seq=seq)
+            fns = [lambda rt=rt: rt.run(feeds) for rt in runtimes]
+            timings = measure(fns, b, repeats, warmup)
+            row = {"batch": b, "model": timings[0].to_dict()}
+            if ref is not None:
+                row["reference"] = timings[1].to_dict()
+                row["speedup"] = timings[1].median_ms / timings[0].median_ms
+            rows.append(row)
+    return {"kind": "bench", "model": str(model_path), "threads": threads,
+            "reference": None if ref is None else str(reference_path), "results": rows}
+
+
+def validate_config(config_path: str | Path, model_path: str | Path | None = None
+                    ) -> dict[str, Any]:
+    pipeline = load_pipeline(config_path)
+    if model_path is not None:
+        check_against_model(pipeline, load_model(model_path))
+    return {"kind": "validate", "config": str(config_path),
+            "model": None if model_path is None else str(model_path), "valid": True,
+            "steps": [{"step": s.name, "path": s.path} for s in pipeline.steps]}
+
+
+def list_steps() -> dict[str, Any]:
+    return {"kind": "steps", "steps": [
+        {"name": name, "description": mod.DESCRIPTION, "params": describe(mod.Config)}
+        for name, mod in STEPS.items()]}
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--batch: expected comma-separated integers, got {text!r}") from None
+    if not out or any(b <= 0 for b in out):
+        raise InputError(f"--batch: expected positive integers, got {text!r}")
+    return out

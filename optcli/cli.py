@@ -1,0 +1,160 @@
+"""The command line: thin Typer functions over `optcli.api` / `optcli.compress`.
+
+Results go to stdout (a rich table, or exactly one JSON document with --json); progress bars
+and errors go to stderr. Errors map to exit codes in one place (`_guard`, see errors.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from optcli import __version__, api
+from optcli.compress import compress as compress_model
+from optcli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, GateFailed, OptcliError
+from optcli.render import show
+from optcli.rich_progress import RichProgress
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Make trained neural networks smaller and faster; measure the cost.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output file.")]
+ModelArg = Annotated[Path, typer.Argument(help="An optcli model (.npz).")]
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Where to write.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Samples per batch.")]
+RefOpt = Annotated[Optional[Path], typer.Option("--reference",
+                                                help="The original model to compare with.")]
+
+_state = {"debug": False}
+
+
+def _guard(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
+    """Run a command: render its report; map errors to one stderr line and an exit code."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        err = Console(stderr=True)
+        try:
+            report, as_json = fn(*args, **kwargs)
+            show(report, as_json, Console(soft_wrap=as_json))
+            if report.get("passed") is False:   # written and reported, but a gate failed
+                failed = ", ".join(g["gate"] for g in report["gates"] if not g["passed"])
+                raise GateFailed(f"quality gate failed: {failed}")
+        except OptcliError as e:
+            err.print(f"optcli: error: {e}", markup=False, highlight=False)
+            raise typer.Exit(e.exit_code)
+        except KeyboardInterrupt:
+            err.print("optcli: interrupted", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        except typer.Exit:
+            raise
+        except Exception as e:  # a bug: say so in one line unless --debug
+            if _state["debug"]:
+                traceback.print_exc()
+            err.print(f"optcli: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+                      markup=False, highlight=False)
+            raise typer.Exit(EXIT_RUNTIME)
+    return wrapper
+
+
+def _progress() -> RichProgress:
+    return RichProgress(Console(stderr=True))
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+          version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False
+          ) -> None:
+    _state["debug"] = debug
+    if version:
+        typer.echo(f"optcli {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+@_guard
+def inspect(model: ModelArg, json: JsonOpt = False):
+    """Graph summary and a per-layer table (op, shape, params, nonzeros, encoding, bytes)."""
+    return api.inspect_model(model), json
+
+
+@app.command()
+@_guard
+def run(model: ModelArg,
+        input: Annotated[Path, typer.Option("--input", help="An .npz of model inputs.")],
+        output: OutOpt, batch_size: BatchSizeOpt = 256, force: ForceOpt = False,
+        json: JsonOpt = False):
+    """Inference: run MODEL on every sample of --input and write the outputs to -o."""
+    return api.run_model(model, input, output, batch_size=batch_size, force=force,
+                         progress=_progress()), json
+
+
+@app.command("eval")
+@_guard
+def eval_(model: ModelArg,
+          data: Annotated[Path, typer.Option("--data", help="An .npz of inputs (+ labels).")],
+          metric: Annotated[str, typer.Option(help="auto, top1, top5, agreement, cosine, "
+                                                   "perplexity")] = "auto",
+          reference: RefOpt = None, batch_size: BatchSizeOpt = 256,
+          samples: Annotated[Optional[int], typer.Option(min=1, help="First N only.")] = None,
+          json: JsonOpt = False):
+    """Accuracy on labelled data, perplexity for LMs, agreement with a --reference model."""
+    return api.eval_model(model, data, metric=metric, reference_path=reference,
+                          batch_size=batch_size, samples=samples,
+                          progress=_progress()), json
+
+
+@app.command()
+@_guard
+def bench(model: ModelArg,
+          batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,32,256",
+          threads: Annotated[Optional[int], typer.Option(min=1, help="BLAS threads.")] = None,
+          reference: RefOpt = None,
+          data: Annotated[Optional[Path], typer.Option(help="Inputs to time on.")] = None,
+          repeats: Annotated[int, typer.Option(min=1)] = 30,
+          warmup: Annotated[int, typer.Option(min=0)] = 3,
+          seq: Annotated[int, typer.Option(min=1, help="Sequence length of synthetic ids.")] = 16,
+          json: JsonOpt = False):
+    """Latency: warm-up, repeats, min/median/p90/p99, CV, throughput; interleaved vs --reference."""
+    return api.bench_model(model, batches=api.parse_batches(batch), threads=threads,
+                           reference_path=reference, data_path=data, repeats=repeats,
+                           warmup=warmup, seq=seq), json
+
+
+@app.command()
+@_guard
+def compress(model: ModelArg,
+             config: Annotated[Path, typer.Option("--config", help="Pipeline YAML.")],
+             output: OutOpt, force: ForceOpt = False,
+             seed: Annotated[Optional[int], typer.Option(min=0, help="Override the seed.")] = None,
+             json: JsonOpt = False):
+    """Validate, apply the pipeline, write -o atomically, report size/latency/accuracy."""
+    return compress_model(model, config, output, force=force, seed=seed,
+                          progress=_progress()).to_dict(), json
+
+
+@app.command()
+@_guard
+def validate(config: Annotated[Path, typer.Option("--config", help="Pipeline YAML.")],
+             model: Annotated[Optional[Path], typer.Argument(help="Check selectors against it.")
+                              ] = None,
+             json: JsonOpt = False):
+    """Every check `compress` makes before computing, and nothing else."""
+    return api.validate_config(config, model), json
+
+
+@app.command()
+@_guard
+def steps(json: JsonOpt = False):
+    """Every pipeline step with its parameters, defaults and a one-line description."""
+    return api.list_steps(), json
+
+
+def main() -> None:
+    app(prog_name="optcli")

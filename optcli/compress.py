@@ -1,0 +1,84 @@
+"""`compress`: validate everything, apply the pipeline, measure before and after, write.
+
+Order matters for the promises made to users: every check that needs no compute runs first
+(pipeline, model, selectors, data files, output path); the output is staged to a verified
+temporary file and only renamed into place once the report is complete; a failure or Ctrl-C
+at any point leaves nothing at the output path and never touches the input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optcli.config import check_against_model, load_pipeline
+from optcli.data import Dataset, load_dataset
+from optcli.io import check_output_path, file_sha256, load_model, stage_model
+from optcli.measure import accuracy_section, gates_section, latency_section
+from optcli.pipeline import run_steps
+from optcli.progress import NoProgress, Progress
+from optcli.report import CompressReport
+from optcli.sizes import layer_sizes, total_bytes, total_params
+from optcli.steps.base import StepContext
+
+
+def compress(model_path: str | Path, config_path: str | Path, out_path: str | Path, *,
+             force: bool = False, seed: int | None = None,
+             progress: Progress = NoProgress()) -> CompressReport:
+    model_path, out_path = Path(model_path), Path(out_path)
+    pipeline = load_pipeline(config_path)
+    model = load_model(model_path)
+    check_against_model(pipeline, model)
+    check_output_path(out_path, force=force, protect=(model_path,))
+    seed = pipeline.seed if seed is None else seed
+    ev = pipeline.evaluation
+    eval_data = load_dataset(pipeline.resolve(ev.data), model, ev.samples) if ev.data else None
+    calib = _calibration(pipeline, model)
+    model = model.replace(provenance={**model.provenance,
+                                      "input_sha256": file_sha256(model_path)})
+    context = StepContext(seed=seed, calibration=(lambda: calib.inputs) if calib else None)
+    new, records = run_steps(model, pipeline, context, progress)
+    with stage_model(new, out_path, force=force, protect=(model_path,)) as staged:
+        report = CompressReport(
+            input=str(model_path), output=str(out_path), config=str(config_path), seed=seed,
+            size=_size(model, new, model_path.stat().st_size, staged.size),
+            layers=_layers(model, new), steps=[r.to_dict() for r in records],
+            accuracy=accuracy_section(model, new, eval_data, ev, progress),
+            latency=latency_section(model, new, pipeline.latency, eval_data or calib),
+        )
+        report.gates = gates_section(pipeline.gates, report)
+        staged.commit()
+    return report
+
+
+def _calibration(pipeline, model) -> Dataset | None:
+    c = pipeline.calibration
+    return load_dataset(pipeline.resolve(c.data), model, c.samples) if c else None
+
+
+def _size(before, after, disk_before: int, disk_after: int) -> dict[str, Any]:
+    mb, ma = total_bytes(before), total_bytes(after)
+    return {
+        "before_bytes": disk_before, "after_bytes": disk_after,
+        "ratio": disk_before / max(disk_after, 1),
+        "memory_before_bytes": mb, "memory_after_bytes": ma, "memory_ratio": mb / max(ma, 1),
+        "params": total_params(before),
+        "nonzeros_before": sum(t.nonzeros for t in before.tensors.values()),
+        "nonzeros_after": sum(t.nonzeros for t in after.tensors.values()),
+    }
+
+
+def _layers(before, after) -> list[dict[str, Any]]:
+    rows = []
+    after_by = {r.layer: r for r in layer_sizes(after)}
+    for b in layer_sizes(before):
+        a = after_by.get(b.layer)
+        if a is None:
+            continue
+        rows.append({"layer": b.layer, "op": b.op, "shape": list(b.shape), "params": b.params,
+                     "nonzeros_before": b.nonzeros, "nonzeros_after": a.nonzeros,
+                     "encoding_before": b.encoding, "encoding_after": a.encoding,
+                     "bytes_before": b.bytes, "bytes_after": a.bytes,
+                     "bits_per_weight_after": round(a.bits_per_weight, 3),
+                     "ratio": b.bytes / max(a.bytes, 1)})
+    return rows

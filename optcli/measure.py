@@ -1,0 +1,77 @@
+"""The before/after measurements of a compress report: accuracy, latency and the gates.
+
+Accuracy: both models on the same data. With labels the metric is top-1 (before and after);
+for a language model, perplexity; with neither, agreement of the compressed model with the
+original (before = 1 by definition). `drop` is before - after for metrics where higher is
+better, and after / before - 1 (relative increase) for perplexity.
+Latency: both models timed interleaved in this process at the configured batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optcli.bench import measure
+from optcli.config import EvaluationConfig, GatesConfig, LatencyConfig
+from optcli.data import Dataset
+from optcli.evaluate import HIGHER_IS_BETTER, evaluate, pick_metric
+from optcli.feeds import batch_feeds
+from optcli.graph import Model
+from optcli.progress import Progress
+from optcli.runtime import Runtime
+
+
+def accuracy_section(before: Model, after: Model, data: Dataset | None, ev: EvaluationConfig,
+                     progress: Progress) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    metric = pick_metric(before, data, ev.metric, has_reference=True)
+    if metric in ("agreement", "cosine"):
+        b_value = 1.0
+        res = evaluate(after, data, metric, reference=before, batch_size=ev.batch_size,
+                       progress=progress)
+        a_value, extra_b, extra_a = res.value, {}, res.extra
+    else:
+        rb = evaluate(before, data, metric, batch_size=ev.batch_size, progress=progress)
+        ra = evaluate(after, data, metric, reference=before, batch_size=ev.batch_size,
+                      progress=progress)
+        b_value, a_value, extra_b, extra_a = rb.value, ra.value, rb.extra, ra.extra
+    higher = HIGHER_IS_BETTER[metric]
+    drop = (b_value - a_value) if higher else (a_value / b_value - 1.0)
+    return {"metric": metric, "before": b_value, "after": a_value, "delta": a_value - b_value,
+            "drop": drop, "higher_is_better": higher, "samples": len(data), "data": data.path,
+            "details_before": extra_b, "details_after": extra_a}
+
+
+def latency_section(before: Model, after: Model, cfg: LatencyConfig,
+                    data: Dataset | None) -> dict[str, Any]:
+    feeds = batch_feeds(before, cfg.batch, data)
+    rb, ra = Runtime(before), Runtime(after)
+    tb, ta = measure([lambda: rb.run(feeds), lambda: ra.run(feeds)], cfg.batch,
+                     cfg.repeats, cfg.warmup)
+    return {"batch": cfg.batch, "before_ms": tb.median_ms, "after_ms": ta.median_ms,
+            "speedup": tb.median_ms / ta.median_ms if ta.median_ms else 0.0,
+            "before": tb.to_dict(), "after": ta.to_dict()}
+
+
+def gates_section(gates: GatesConfig, report: Any) -> list[dict[str, Any]]:
+    out = []
+    if gates.max_accuracy_drop is not None:
+        acc = report.accuracy
+        value = None if acc is None else acc["drop"]
+        out.append(_gate("max_accuracy_drop", gates.max_accuracy_drop, value,
+                         value is not None and value <= gates.max_accuracy_drop))
+    if gates.min_compression is not None:
+        value = report.size["ratio"]
+        out.append(_gate("min_compression", gates.min_compression, value,
+                         value >= gates.min_compression))
+    if gates.max_latency_ratio is not None:
+        lat = report.latency
+        value = lat["after_ms"] / lat["before_ms"]
+        out.append(_gate("max_latency_ratio", gates.max_latency_ratio, value,
+                         value <= gates.max_latency_ratio))
+    return out
+
+
+def _gate(name: str, limit: float, value: float | None, passed: bool) -> dict[str, Any]:
+    return {"gate": name, "limit": limit, "value": value, "passed": bool(passed)}

@@ -1,0 +1,167 @@
+"""Rendering of report dicts: rich tables for people, one JSON document for machines.
+
+Nothing here computes: every number shown comes from the report the library returned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table whose columns are right-aligned when every cell starts like a number."""
+    t = Table(title=title, title_justify="left", header_style="bold")
+    cells = [[str(x) for x in r] for r in rows]
+    for i, c in enumerate(columns):
+        numeric = bool(cells) and all(r[i][:1].isdigit() or r[i][:1] in "-+." for r in cells)
+        t.add_column(c, justify="right" if numeric and i else "left")
+    for r in cells:
+        t.add_row(*r)
+    return t
+
+
+def render_inspect(r: dict[str, Any]) -> Group:
+    head = Text.assemble(
+        (f"{r['name']}", "bold"), f"  task={r['task'].get('kind')}  nodes={r['nodes']}  ",
+        f"params={r['params']:,}  nonzeros={r['nonzeros']:,}  ",
+        f"memory={human_bytes(r['memory_bytes'])}  disk={human_bytes(r['disk_bytes'])}")
+    io_rows = [[f"in  {v['name']}", str(v["shape"]), v["dtype"], v["meaning"]]
+               for v in r["inputs"]] + [[f"out {v['name']}", str(v["shape"]), v["dtype"],
+                                         v["meaning"]] for v in r["outputs"]]
+    layers = [[x["layer"], x["op"], "x".join(map(str, x["shape"])), f"{x['params']:,}",
+               f"{x['nonzeros']:,}", x["encoding"], f"{x['bits_per_weight']:.2f}",
+               human_bytes(x["bytes"])] for x in r["layers"]]
+    ops = ", ".join(f"{k}×{v}" for k, v in r["ops"].items())
+    return Group(head, Text(f"ops: {ops}"),
+                 _table("inputs / outputs", ["value", "shape", "dtype", "meaning"], io_rows),
+                 _table("layers", ["layer", "op", "shape", "params", "nonzeros", "encoding",
+                                   "bits/w", "bytes"], layers))
+
+
+def render_compress(r: dict[str, Any]) -> Group:
+    s, lat, acc = r["size"], r["latency"], r["accuracy"]
+    rows = [["size on disk", human_bytes(s["before_bytes"]), human_bytes(s["after_bytes"]),
+             f"{s['ratio']:.2f}× smaller"],
+            ["size in memory", human_bytes(s["memory_before_bytes"]),
+             human_bytes(s["memory_after_bytes"]), f"{s['memory_ratio']:.2f}× smaller"],
+            ["nonzero params", f"{s['nonzeros_before']:,}", f"{s['nonzeros_after']:,}",
+             f"of {s['params']:,}"],
+            [f"latency (batch {lat['batch']}, median)", f"{lat['before_ms']:.3f} ms",
+             f"{lat['after_ms']:.3f} ms", f"{lat['speedup']:.2f}× speedup"]]
+    if acc is not None:
+        rows.append([f"accuracy ({acc['metric']}, n={acc['samples']})", f"{acc['before']:.4f}",
+                     f"{acc['after']:.4f}", f"{acc['delta']:+.4f}"])
+    else:
+        rows.append(["accuracy", "-", "-", "no evaluation data in the pipeline"])
+    parts = [_table(f"{r['input']} → {r['output']}", ["", "before", "after", "change"], rows),
+             _layers_table(r["layers"]), _steps_table(r["steps"])]
+    if r["gates"]:
+        parts.append(_table("gates", ["gate", "limit", "value", "result"], [
+            [g["gate"], g["limit"], "-" if g["value"] is None else f"{g['value']:.4f}",
+             "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"] for g in r["gates"]]))
+    return Group(*parts)
+
+
+def _layers_table(layers: list[dict[str, Any]]) -> Table:
+    return _table("per layer", ["layer", "op", "shape", "nonzeros", "encoding",
+                                "bits/w", "bytes", "ratio"], [
+        [x["layer"], x["op"], "x".join(map(str, x["shape"])),
+         f"{x['nonzeros_before']:,} → {x['nonzeros_after']:,}",
+         f"{x['encoding_before']} → {x['encoding_after']}", f"{x['bits_per_weight_after']:.2f}",
+         f"{human_bytes(x['bytes_before'])} → {human_bytes(x['bytes_after'])}",
+         f"{x['ratio']:.2f}×"] for x in layers])
+
+
+def _steps_table(steps: list[dict[str, Any]]) -> Table:
+    rows = []
+    for st in steps:
+        params = ", ".join(f"{k}={v}" for k, v in st["config"].items()
+                           if k not in ("layers", "exclude") or v not in (["*"], []))
+        changed = f"{len(st['layers'])} layers" + ("; " + "; ".join(st["notes"])
+                                                   if st["notes"] else "")
+        rows.append([st["step"], params, f"{st['seconds']:.3f} s", changed])
+    return _table("steps", ["step", "config", "time", "changed"], rows)
+
+
+def render_eval(r: dict[str, Any]) -> Table:
+    skip = {"kind", "model", "data", "reference", "metric", "value"}
+    rows = [[r["metric"], f"{r['value']:.6g}"]] + [[k, f"{v:.6g}" if isinstance(v, float)
+                                                    else str(v)]
+                                                   for k, v in r.items() if k not in skip]
+    return _table(f"eval {r['model']} on {r['data']}", ["metric", "value"], rows)
+
+
+def render_bench(r: dict[str, Any]) -> Table:
+    cols = ["batch", "min ms", "median ms", "p90 ms", "p99 ms", "cv", "items/s"]
+    if r["reference"]:
+        cols += ["reference median ms", "speedup"]
+    rows = []
+    for row in r["results"]:
+        m = row["model"]
+        line = [row["batch"], f"{m['min_ms']:.3f}", f"{m['median_ms']:.3f}", f"{m['p90_ms']:.3f}",
+                f"{m['p99_ms']:.3f}", f"{m['cv']:.2f}", f"{m['throughput_per_s']:.1f}"]
+        if r["reference"]:
+            line += [f"{row['reference']['median_ms']:.3f}", f"{row['speedup']:.2f}×"]
+        rows.append(line)
+    return _table(f"bench {r['model']} (threads: {r['threads'] or 'default'})", cols, rows)
+
+
+def render_run(r: dict[str, Any]) -> Text:
+    outs = ", ".join(f"{k} {v['shape']}" for k, v in r["outputs"].items())
+    return Text(f"{r['samples']} samples in {r['seconds']:.3f} s → {r['output']} ({outs})")
+
+
+def render_validate(r: dict[str, Any]) -> Text:
+    against = f" against {r['model']}" if r["model"] else ""
+    steps = ", ".join(s["step"] for s in r["steps"])
+    return Text(f"{r['config']}: valid{against} (steps: {steps})")
+
+
+def render_steps(r: dict[str, Any]) -> Group:
+    tables = []
+    for st in r["steps"]:
+        rows = [[p["name"], p["type"], "(required)" if p["required"] else repr(p["default"]),
+                 ", ".join(map(str, p["choices"])) if p["choices"] else "", p["doc"]]
+                for p in st["params"]]
+        tables.append(_table(f"{st['name']}: {st['description']}",
+                             ["param", "type", "default", "choices", "description"], rows))
+    return Group(*tables)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "inspect": render_inspect, "compress": render_compress, "eval": render_eval,
+    "bench": render_bench, "run": render_run, "validate": render_validate,
+    "steps": render_steps,
+}
+
+
+def show(report: dict[str, Any], as_json: bool, console: Console) -> None:
+    if as_json:
+        console.file.write(to_json(report) + "\n")
+    else:
+        console.print(RENDERERS[report["kind"]](report))

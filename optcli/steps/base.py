@@ -1,0 +1,68 @@
+"""What every step shares: the context it runs in, the record it returns, layer selection.
+
+A step module exposes `Config` (a frozen dataclass: the YAML parameters, each field with a
+`doc` in its metadata and optional `choices`/`check`), `DESCRIPTION` (one line) and
+`apply(model, config, context) -> (Model, StepRecord)`. `apply` never mutates its input model
+and never prints.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from optcli.graph import Model, Node
+
+# Ops whose `weight` a compression step may rewrite.
+LAYER_OPS = ("linear", "conv2d")
+
+
+@dataclass
+class StepContext:
+    """What a step may use besides the model: a seeded RNG and (lazily) calibration data."""
+
+    seed: int = 0
+    calibration: Callable[[], dict[str, np.ndarray]] | None = None
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, salt])
+
+
+@dataclass
+class StepRecord:
+    """What a step did: per-layer changes and notes, for the report."""
+
+    step: str
+    config: dict[str, Any]
+    seconds: float = 0.0
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "config": self.config, "seconds": round(self.seconds, 4),
+                "layers": self.layers, "notes": self.notes}
+
+
+def select_layers(model: Model, layers: list[str], exclude: list[str],
+                  ops: tuple[str, ...] = LAYER_OPS) -> list[Node]:
+    """Nodes of the given ops whose names match any `layers` glob and no `exclude` glob."""
+    out = []
+    for n in model.graph.nodes:
+        if n.op not in ops or not isinstance(n.inputs.get("weight"), str):
+            continue
+        if n.inputs["weight"] not in model.tensors:
+            continue
+        if any(fnmatch.fnmatchcase(n.name, p) for p in layers) and not any(
+                fnmatch.fnmatchcase(n.name, p) for p in exclude):
+            out.append(n)
+    return out
+
+
+def unmatched_selectors(model: Model, patterns: list[str],
+                        ops: tuple[str, ...] = LAYER_OPS) -> list[str]:
+    """The globs in `patterns` that match no layer of the given ops (a config error)."""
+    names = [n.name for n in model.graph.nodes if n.op in ops]
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(nm, p) for nm in names)]
