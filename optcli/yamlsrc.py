@@ -15,6 +15,7 @@ import yaml
 
 from optcli.errors import ConfigError
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -34,6 +35,9 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
 
 def _convert(node: yaml.Node, path: str, marks: dict[str, int], source: str) -> Any:
     marks[path] = node.start_mark.line + 1
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError(f"{source}:{node.start_mark.line + 1}: tag '{node.tag}' at "
+                          f"'{path or '<top>'}' is not allowed (plain YAML only)")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
