@@ -7,7 +7,6 @@ and errors go to stderr. Errors map to exit codes in one place (`_guard`, see er
 from __future__ import annotations
 
 import functools
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -39,7 +38,6 @@ def _guard(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
     """Run a command: render its report; map errors to one stderr line and an exit code."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        err = Console(stderr=True)
         try:
             report, as_json = fn(*args, **kwargs)
             show(report, as_json, Console(soft_wrap=as_json))
@@ -47,20 +45,24 @@ def _guard(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
                 failed = ", ".join(g["gate"] for g in report["gates"] if not g["passed"])
                 raise GateFailed(f"quality gate failed: {failed}")
         except OptcliError as e:
-            err.print(f"optcli: error: {e}", markup=False, highlight=False)
+            _error(f"optcli: error: {e}")
             raise typer.Exit(e.exit_code)
         except KeyboardInterrupt:
-            err.print("optcli: interrupted", highlight=False)
+            _error("optcli: interrupted")
             raise typer.Exit(EXIT_INTERRUPTED)
         except typer.Exit:
             raise
         except Exception as e:  # a bug: say so in one line unless --debug
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"optcli: internal error: {type(e).__name__}: {e} (rerun with --debug)",
-                      markup=False, highlight=False)
+            _error(f"optcli: internal error: {type(e).__name__}: {e} (rerun with --debug)")
             raise typer.Exit(EXIT_RUNTIME)
     return wrapper
+
+
+def _error(line: str) -> None:
+    """One unwrapped line on stderr (rich would wrap it to the terminal width)."""
+    typer.echo(" ".join(line.split()), err=True)
 
 
 def _progress() -> RichProgress:

@@ -7,9 +7,8 @@ Only the YAML safe subset is accepted (no tags, no Python objects); duplicate ke
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import yaml
 

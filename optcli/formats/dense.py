@@ -33,8 +33,8 @@ class DenseTensor(StoredTensor):
         return int(np.count_nonzero(self.data))
 
     def describe(self) -> str:
-        return {"float32": "dense f32", "float16": "dense f16"}.get(self.data.dtype.name,
-                                                                     f"dense {self.data.dtype.name}")
+        short = {"float32": "f32", "float16": "f16"}
+        return f"dense {short.get(self.data.dtype.name, self.data.dtype.name)}"
 
     @classmethod
     def from_stored(cls, name: str, shape: tuple[int, ...], dtype: str,
