@@ -49,9 +49,14 @@ def latency_section(before: Model, after: Model, cfg: LatencyConfig,
     rb, ra = Runtime(before), Runtime(after)
     tb, ta = measure([lambda: rb.run(feeds), lambda: ra.run(feeds)], cfg.batch,
                      cfg.repeats, cfg.warmup)
+    forms: dict[str, int] = {}
+    for p in ra.plan():
+        forms[p["form"]] = forms.get(p["form"], 0) + 1
     return {"batch": cfg.batch, "before_ms": tb.median_ms, "after_ms": ta.median_ms,
             "speedup": tb.median_ms / ta.median_ms if ta.median_ms else 0.0,
-            "before": tb.to_dict(), "after": ta.to_dict()}
+            "before": tb.to_dict(), "after": ta.to_dict(),
+            "resident_before_bytes": rb.resident_bytes(),
+            "resident_after_bytes": ra.resident_bytes(), "execution_forms_after": forms}
 
 
 def gates_section(gates: GatesConfig, report: Any) -> list[dict[str, Any]]:

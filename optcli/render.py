@@ -71,6 +71,9 @@ def render_compress(r: dict[str, Any]) -> Group:
              human_bytes(s["memory_after_bytes"]), f"{s['memory_ratio']:.2f}× smaller"],
             ["nonzero params", f"{s['nonzeros_before']:,}", f"{s['nonzeros_after']:,}",
              f"of {s['params']:,}"],
+            ["weights resident while running", human_bytes(lat["resident_before_bytes"]),
+             human_bytes(lat["resident_after_bytes"]),
+             ", ".join(f"{k}×{v}" for k, v in lat["execution_forms_after"].items())],
             [f"latency (batch {lat['batch']}, median)", f"{lat['before_ms']:.3f} ms",
              f"{lat['after_ms']:.3f} ms", f"{lat['speedup']:.2f}× speedup"]]
     if acc is not None:

@@ -1,9 +1,15 @@
-"""Executes a model's graph on a batch with NumPy.
+"""Executes a model's graph on a batch with NumPy, keeping compressed weights compressed.
 
-`Runtime(model, kernels="fast")` prepares once: each stored tensor is turned into its execution
-form (float32 arrays for BLAS), each node's kernel and resolved attributes are looked up, and
-the last use of every value is found so intermediates are freed as soon as possible.
-`kernels="reference"` runs the naive oracle kernels instead (the tests' ground truth).
+`Runtime(model, kernels="fast")` prepares an execution plan once:
+- dense tensors are used as they are;
+- a sparse `linear` weight at density <= CSR_MAX_DENSITY runs as a CSR sparse-dense product
+  (scipy.sparse) that reads only the nonzeros;
+- every other compressed tensor (int8 codes, other sparse weights) stays in its stored form in
+  memory and is decoded just before the node that reads it, then dropped: resident memory is
+  the compressed size, at the price of one decode per call (recorded in `plan()`).
+Each node's kernel and resolved attributes are looked up once, and the last use of every value
+is found so intermediates are freed as soon as possible. `kernels="reference"` runs the naive
+oracle kernels and decodes every tensor up front: the tests' ground truth.
 """
 
 from __future__ import annotations
@@ -14,9 +20,14 @@ from typing import Any, Callable
 import numpy as np
 
 from optcli.errors import DataError
+from optcli.formats import SparseTensor, StoredTensor
 from optcli.graph import Model, ValueInfo
-from optcli.kernels import kernel_table
+from optcli.kernels import kernel_table, sparse
 from optcli.ops import OPS
+
+# Above this density CSR loses to dense BLAS on this class of machine (measured in
+# benchmarks/; the pruning issue refines it per batch size).
+CSR_MAX_DENSITY = 0.10
 
 
 @dataclass(frozen=True)
@@ -27,15 +38,49 @@ class _Step:
     inputs: dict[str, Any]
     attrs: dict[str, Any]
     output: str
-    free: tuple[str, ...]   # values whose last use is this step
+    free: tuple[str, ...]        # values whose last use is this step
+    decode: tuple[str, ...]      # roles whose tensor is decoded just for this call
 
 
 class Runtime:
     def __init__(self, model: Model, kernels: str = "fast"):
         self.model = model
-        table = kernel_table(kernels)
-        self.weights = {name: _execution_form(t) for name, t in model.tensors.items()}
-        self.steps = _schedule(model, table)
+        self.kernels = kernels
+        self.forms: dict[str, str] = {}
+        self.weights: dict[str, Any] = {}
+        for name, t in model.tensors.items():
+            self.forms[name] = self._choose_form(name, t)
+            self.weights[name] = _prepare(t, self.forms[name])
+        self.steps = self._schedule(kernel_table(kernels))
+
+    def _choose_form(self, name: str, t: StoredTensor) -> str:
+        if t.encoding == "dense" or self.kernels == "reference":
+            return "dense"
+        if (isinstance(t, SparseTensor) and sparse.available() and len(t.shape) == 2
+                and t.nonzeros <= CSR_MAX_DENSITY * t.size and self._only_linear_weight(name)):
+            return "csr"
+        return "decode-per-call"
+
+    def _only_linear_weight(self, name: str) -> bool:
+        uses = [(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()
+                if v == name]
+        return bool(uses) and all(u == ("linear", "weight") for u in uses)
+
+    def _schedule(self, table: dict[str, Callable]) -> list[_Step]:
+        g = self.model.graph
+        keep = {vi.name for vi in g.outputs} | set(self.model.tensors)
+        last_use = {v: i for i, n in enumerate(g.nodes) for v in n.input_names()}
+        steps = []
+        for i, n in enumerate(g.nodes):
+            free = tuple(v for v in set(n.input_names()) if last_use[v] == i and v not in keep)
+            fn = table[n.op]
+            if n.op == "linear" and self.forms.get(n.inputs["weight"]) == "csr":
+                fn = sparse.linear_csr
+            decode = tuple(r for r, v in n.inputs.items()
+                           if isinstance(v, str) and self.forms.get(v) == "decode-per-call")
+            steps.append(_Step(n.name, n.op, fn, n.inputs, OPS[n.op].resolve_attrs(n.attrs),
+                               n.outputs[0], free, decode))
+        return steps
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run on `feeds` (graph input name -> array); returns graph output name -> array."""
@@ -45,6 +90,8 @@ class Runtime:
         for s in self.steps:
             args = {role: ([env[v] for v in val] if isinstance(val, list) else env[val])
                     for role, val in s.inputs.items()}
+            for role in s.decode:
+                args[role] = args[role].decode()
             try:
                 env[s.output] = s.fn(**args, **s.attrs)
             except (ValueError, IndexError) as e:
@@ -53,26 +100,32 @@ class Runtime:
                 env.pop(v, None)
         return {vi.name: env[vi.name] for vi in self.model.graph.outputs}
 
+    def plan(self) -> list[dict[str, Any]]:
+        """How each stored tensor is executed and the bytes it keeps resident."""
+        return [{"tensor": name, "encoding": self.model.tensors[name].describe(),
+                 "form": form, "resident_bytes": _resident_bytes(self.weights[name])}
+                for name, form in self.forms.items()]
 
-def _execution_form(t) -> np.ndarray:
-    """Float weights decode to float32 for BLAS; integer tables (ids) stay as they are."""
-    if t.encoding == "dense" and t.dtype != "float32":
-        return t.data
+    def resident_bytes(self) -> int:
+        return sum(_resident_bytes(w) for w in self.weights.values())
+
+
+def _prepare(t: StoredTensor, form: str) -> Any:
+    if form == "csr":
+        return sparse.to_csr(t)
+    if form == "decode-per-call":
+        return t
+    if t.encoding == "dense":
+        return t.data if t.data.dtype != np.float16 else t.data.astype(np.float32)
     return np.ascontiguousarray(t.decode(), dtype=np.float32)
 
 
-def _schedule(model: Model, table: dict[str, Callable]) -> list[_Step]:
-    keep = {vi.name for vi in model.graph.outputs} | set(model.tensors)
-    last_use: dict[str, int] = {}
-    for i, n in enumerate(model.graph.nodes):
-        for v in n.input_names():
-            last_use[v] = i
-    steps = []
-    for i, n in enumerate(model.graph.nodes):
-        free = tuple(v for v in set(n.input_names()) if last_use[v] == i and v not in keep)
-        steps.append(_Step(n.name, n.op, table[n.op], n.inputs,
-                           OPS[n.op].resolve_attrs(n.attrs), n.outputs[0], free))
-    return steps
+def _resident_bytes(w: Any) -> int:
+    if isinstance(w, np.ndarray):
+        return w.nbytes
+    if isinstance(w, StoredTensor):
+        return w.nbytes
+    return int(w.data.nbytes + w.indices.nbytes + w.indptr.nbytes)   # scipy CSR
 
 
 def check_input(vi: ValueInfo, feeds: dict[str, np.ndarray]) -> np.ndarray:
