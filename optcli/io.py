@@ -87,8 +87,8 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Model:
         raise ModelFormatError("manifest must be a 1-D uint8 array of JSON bytes")
     try:
         man = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFormatError(f"manifest is not valid JSON: {e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelFormatError(f"manifest is not valid JSON: {type(e).__name__}: {e}") from None
     if not isinstance(man, dict) or man.get("format") != FORMAT_NAME:
         raise ModelFormatError("manifest 'format' is not 'optcli-model'")
     version = man.get("format_version")
@@ -100,42 +100,79 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Model:
             name=str(man.get("name", "model")),
             graph=_graph_from_json(man["graph"]),
             tensors=_tensors_from_json(man["tensors"], arrays),
-            task=dict(man.get("task", {})),
-            provenance=dict(man.get("provenance", {})),
-            extra=dict(man.get("extra", {})),
+            task=dict(_typed(man.get("task", {}), dict, "task")),
+            provenance=dict(_typed(man.get("provenance", {}), dict, "provenance")),
+            extra=dict(_typed(man.get("extra", {}), dict, "extra")),
         )
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ModelFormatError(f"manifest is malformed near {e}") from None
+    except KeyError as e:
+        raise ModelFormatError(f"manifest: missing key {e}") from None
     validate(model)
     return model
 
 
-def _graph_from_json(g: dict[str, Any]) -> Graph:
-    def vinfo(d: dict[str, Any]) -> ValueInfo:
-        return ValueInfo(d["name"], tuple(d["shape"]), d.get("dtype", "float32"),
-                         d.get("meaning", ""))
-
-    nodes = tuple(Node(n["name"], n["op"], dict(n["inputs"]), tuple(n["outputs"]),
-                       dict(n.get("attrs", {}))) for n in g["nodes"])
-    return Graph(nodes, tuple(map(vinfo, g["inputs"])), tuple(map(vinfo, g["outputs"])))
+def _typed(value: Any, kind: type | tuple, where: str) -> Any:
+    """value if it is of the JSON type `kind`, else a ModelFormatError naming `where`."""
+    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, (int, str)):
+        raise ModelFormatError(f"manifest: {where} has the wrong type ({type(value).__name__})")
+    return value
 
 
-def _tensors_from_json(table: dict[str, Any],
-                       arrays: dict[str, np.ndarray]) -> dict[str, StoredTensor]:
+def _names(value: Any, where: str) -> Any:
+    """A value name, or a list of them (a variadic input)."""
+    if isinstance(value, list):
+        return [_typed(v, str, where) for v in value]
+    return _typed(value, str, where)
+
+
+def _vinfo(d: Any, where: str) -> ValueInfo:
+    d = _typed(d, dict, where)
+    shape = tuple(_typed(x, (int, str), f"{where}.shape")
+                  for x in _typed(d["shape"], list, f"{where}.shape"))
+    return ValueInfo(_typed(d["name"], str, f"{where}.name"), shape,
+                     _typed(d.get("dtype", "float32"), str, f"{where}.dtype"),
+                     _typed(d.get("meaning", ""), str, f"{where}.meaning"))
+
+
+def _node(n: Any, i: int) -> Node:
+    w = f"graph.nodes[{i}]"
+    n = _typed(n, dict, w)
+    inputs = {_typed(k, str, f"{w}.inputs"): _names(v, f"{w}.inputs.{k}")
+              for k, v in _typed(n["inputs"], dict, f"{w}.inputs").items()}
+    outputs = tuple(_typed(o, str, f"{w}.outputs")
+                    for o in _typed(n["outputs"], list, f"{w}.outputs"))
+    return Node(_typed(n["name"], str, f"{w}.name"), _typed(n["op"], str, f"{w}.op"), inputs,
+                outputs, dict(_typed(n.get("attrs", {}), dict, f"{w}.attrs")))
+
+
+def _graph_from_json(g: Any) -> Graph:
+    g = _typed(g, dict, "graph")
+    nodes = tuple(_node(n, i) for i, n in enumerate(_typed(g["nodes"], list, "graph.nodes")))
+    ins = tuple(_vinfo(v, f"graph.inputs[{i}]")
+                for i, v in enumerate(_typed(g["inputs"], list, "graph.inputs")))
+    outs = tuple(_vinfo(v, f"graph.outputs[{i}]")
+                 for i, v in enumerate(_typed(g["outputs"], list, "graph.outputs")))
+    return Graph(nodes, ins, outs)
+
+
+def _tensors_from_json(table: Any, arrays: dict[str, np.ndarray]) -> dict[str, StoredTensor]:
     out = {}
-    for name, t in table.items():
-        cls = ENCODINGS.get(t["encoding"])
+    for name, t in _typed(table, dict, "tensors").items():
+        w = f"tensors.{name}"
+        t = _typed(t, dict, w)
+        cls = ENCODINGS.get(t["encoding"]) if isinstance(t["encoding"], str) else None
         if cls is None:
             raise ModelFormatError(f"tensor '{name}': unknown encoding {t['encoding']!r}; "
                                    f"valid: {', '.join(ENCODINGS)}")
         parts = {}
-        for role, key in t["arrays"].items():
-            if key not in arrays:
-                raise ModelFormatError(f"tensor '{name}': array '{key}' missing from archive")
+        for role, key in _typed(t["arrays"], dict, f"{w}.arrays").items():
+            if not isinstance(key, str) or key not in arrays:
+                raise ModelFormatError(f"tensor '{name}': array {key!r} missing from archive")
             parts[role] = arrays[key]
-        shape = tuple(int(s) for s in t["shape"])
-        out[name] = cls.from_stored(name, shape, t.get("dtype", "float32"), parts,
-                                    dict(t.get("params", {})))
+        shape = tuple(_typed(s, int, f"{w}.shape") for s in _typed(t["shape"], list, w))
+        if any(s < 0 for s in shape):
+            raise ModelFormatError(f"tensor '{name}': negative dimension in shape")
+        out[name] = cls.from_stored(name, shape, str(t.get("dtype", "float32")), parts,
+                                    dict(_typed(t.get("params", {}), dict, f"{w}.params")))
     return out
 
 
