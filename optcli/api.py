@@ -78,7 +78,8 @@ def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "
 
 def bench_model(model_path: str | Path, *, batches: list[int], threads: int | None = None,
                 reference_path: str | Path | None = None, data_path: str | Path | None = None,
-                repeats: int = 30, warmup: int = 3, seq: int = 16) -> dict[str, Any]:
+                repeats: int = 30, warmup: int = 3, seq: int = 16,
+                profile: bool = False) -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
     data = load_dataset(data_path, m) if data_path else None
@@ -93,9 +94,21 @@ def bench_model(model_path: str | Path, *, batches: list[int], threads: int | No
             if ref is not None:
                 row["reference"] = timings[1].to_dict()
                 row["speedup"] = timings[1].median_ms / timings[0].median_ms
+            if profile:
+                row["profile_ms"] = _profile(runtimes[0], feeds, repeats)
             rows.append(row)
     return {"kind": "bench", "model": str(model_path), "threads": threads,
             "reference": None if ref is None else str(reference_path), "results": rows}
+
+
+def _profile(rt: Runtime, feeds: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
+    """Median milliseconds per op type over `repeats` runs."""
+    runs = []
+    for _ in range(repeats):
+        ms: dict[str, float] = {}
+        rt.run(feeds, profile=ms)
+        runs.append(ms)
+    return {op: float(np.median([r[op] for r in runs])) for op in runs[0]}
 
 
 def validate_config(config_path: str | Path, model_path: str | Path | None = None

@@ -122,11 +122,12 @@ def bench(model: ModelArg,
           repeats: Annotated[int, typer.Option(min=1)] = 30,
           warmup: Annotated[int, typer.Option(min=0)] = 3,
           seq: Annotated[int, typer.Option(min=1, help="Sequence length of synthetic ids.")] = 16,
+          profile: Annotated[bool, typer.Option(help="Also time each op type.")] = False,
           json: JsonOpt = False):
     """Latency: warm-up, repeats, min/median/p90/p99, CV, throughput; interleaved vs --reference."""
     return api.bench_model(model, batches=api.parse_batches(batch), threads=threads,
                            reference_path=reference, data_path=data, repeats=repeats,
-                           warmup=warmup, seq=seq), json
+                           warmup=warmup, seq=seq, profile=profile), json
 
 
 @app.command()

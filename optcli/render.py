@@ -119,7 +119,7 @@ def render_eval(r: dict[str, Any]) -> Table:
     return _table(f"eval {r['model']} on {r['data']}", ["metric", "value"], rows)
 
 
-def render_bench(r: dict[str, Any]) -> Table:
+def render_bench(r: dict[str, Any]) -> Group:
     cols = ["batch", "min ms", "median ms", "p90 ms", "p99 ms", "cv", "items/s"]
     if r["reference"]:
         cols += ["reference median ms", "speedup"]
@@ -131,7 +131,14 @@ def render_bench(r: dict[str, Any]) -> Table:
         if r["reference"]:
             line += [f"{row['reference']['median_ms']:.3f}", f"{row['speedup']:.2f}×"]
         rows.append(line)
-    return _table(f"bench {r['model']} (threads: {r['threads'] or 'default'})", cols, rows)
+    parts = [_table(f"bench {r['model']} (threads: {r['threads'] or 'default'})", cols, rows)]
+    for row in r["results"]:
+        if "profile_ms" in row:
+            total = sum(row["profile_ms"].values()) or 1.0
+            parts.append(_table(f"time per op, batch {row['batch']}", ["op", "ms", "share"], [
+                [op, f"{ms:.3f}", f"{100 * ms / total:.1f} %"] for op, ms in
+                sorted(row["profile_ms"].items(), key=lambda kv: -kv[1])]))
+    return Group(*parts)
 
 
 def render_run(r: dict[str, Any]) -> Text:

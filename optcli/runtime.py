@@ -14,6 +14,7 @@ oracle kernels and decodes every tensor up front: the tests' ground truth.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -82,12 +83,15 @@ class Runtime:
                                n.outputs[0], free, decode))
         return steps
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run on `feeds` (graph input name -> array); returns graph output name -> array."""
+    def run(self, feeds: dict[str, np.ndarray],
+            profile: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Run on `feeds` (graph input name -> array); returns graph output name -> array.
+        With `profile`, each op's wall time (ms, decoding included) is added to profile[op]."""
         env: dict[str, Any] = dict(self.weights)
         for vi in self.model.graph.inputs:
             env[vi.name] = check_input(vi, feeds)
         for s in self.steps:
+            t0 = time.perf_counter()
             args = {role: ([env[v] for v in val] if isinstance(val, list) else env[val])
                     for role, val in s.inputs.items()}
             for role in s.decode:
@@ -96,6 +100,8 @@ class Runtime:
                 env[s.output] = s.fn(**args, **s.attrs)
             except (ValueError, IndexError) as e:
                 raise DataError(f"node '{s.name}' ({s.op}): {e}") from None
+            if profile is not None:
+                profile[s.op] = profile.get(s.op, 0.0) + (time.perf_counter() - t0) * 1000.0
             for v in s.free:
                 env.pop(v, None)
         return {vi.name: env[vi.name] for vi in self.model.graph.outputs}

@@ -72,6 +72,8 @@ def test_bench(mlp_path, tmp_path):
     row = doc["results"][0]
     assert row["model"]["repeats"] == 3 and row["speedup"] > 0
     assert row["model"]["min_ms"] <= row["model"]["median_ms"] <= row["model"]["p99_ms"]
+    doc = as_json(invoke("bench", mlp_path, "--batch", "4", "--repeats", 2, "--profile", "--json"))
+    assert set(doc["results"][0]["profile_ms"]) == {"flatten", "linear", "relu"}
     assert invoke("bench", mlp_path, "--batch", "x").exit_code == 2
 
 

@@ -1,0 +1,1 @@
+"""Importers and exporters between optcli models and other formats (ONNX, ...)."""
