@@ -43,12 +43,12 @@ def inspect_model(model_path: str | Path) -> dict[str, Any]:
 
 
 def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Path, *,
-              batch_size: int = 256, force: bool = False,
+              batch_size: int = 256, force: bool = False, weights: str = "auto",
               progress: Progress = NoProgress()) -> dict[str, Any]:
     model_path, out_path = Path(model_path), Path(out_path)
     m = load_model(model_path)
     data = load_dataset(input_path, m)
-    rt = Runtime(m)
+    rt = Runtime(m, weights=weights)
     t0 = time.perf_counter()
     parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
     total = (len(data) + batch_size - 1) // batch_size
@@ -67,11 +67,13 @@ def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Pa
 
 def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "auto",
                reference_path: str | Path | None = None, batch_size: int = 256,
-               samples: int | None = None, progress: Progress = NoProgress()) -> dict[str, Any]:
+               samples: int | None = None, weights: str = "auto",
+               progress: Progress = NoProgress()) -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
     data = load_dataset(data_path, m, samples)
-    res = evaluate(m, data, metric, reference=ref, batch_size=batch_size, progress=progress)
+    res = evaluate(m, data, metric, reference=ref, batch_size=batch_size, progress=progress,
+                   runtime=Runtime(m, weights=weights))
     return {"kind": "eval", "model": str(model_path), "data": str(data_path),
             "reference": None if ref is None else str(reference_path), **res.to_dict()}
 
@@ -79,13 +81,14 @@ def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "
 def bench_model(model_path: str | Path, *, batches: list[int], threads: int | None = None,
                 reference_path: str | Path | None = None, data_path: str | Path | None = None,
                 repeats: int = 30, warmup: int = 3, seq: int = 16,
-                profile: bool = False) -> dict[str, Any]:
+                profile: bool = False, weights: str = "auto") -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
     data = load_dataset(data_path, m) if data_path else None
     rows = []
     with blas_threads(threads):
-        runtimes = [Runtime(m)] + ([Runtime(ref)] if ref is not None else [])
+        runtimes = [Runtime(m, weights=weights)] + (
+            [Runtime(ref, weights=weights)] if ref is not None else [])
         for b in batches:
             feeds = batch_feeds(m, b, data, seq=seq)
             fns = [lambda rt=rt: rt.run(feeds) for rt in runtimes]
@@ -97,7 +100,8 @@ def bench_model(model_path: str | Path, *, batches: list[int], threads: int | No
             if profile:
                 row["profile_ms"] = _profile(runtimes[0], feeds, repeats)
             rows.append(row)
-    return {"kind": "bench", "model": str(model_path), "threads": threads,
+    return {"kind": "bench", "model": str(model_path), "threads": threads, "weights": weights,
+            "plan": runtimes[0].plan(),
             "reference": None if ref is None else str(reference_path), "results": rows}
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 from rich.console import Console
 
 from optcli import __version__, api
 from optcli.compress import compress as compress_model
+from optcli.config import METRICS
 from optcli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, GateFailed, OptcliError
 from optcli.render import show
 from optcli.rich_progress import RichProgress
@@ -28,6 +29,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing out
 ModelArg = Annotated[Path, typer.Argument(help="An optcli model (.npz).")]
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Where to write.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Samples per batch.")]
+WeightsOpt = Annotated[Literal["auto", "compact"], typer.Option(
+    "--weights", help="auto: decode compressed weights once (fastest); compact: keep them "
+                      "compressed while running (smallest).")]
 RefOpt = Annotated[Optional[Path], typer.Option("--reference",
                                                 help="The original model to compare with.")]
 
@@ -91,24 +95,23 @@ def inspect(model: ModelArg, json: JsonOpt = False):
 def run(model: ModelArg,
         input: Annotated[Path, typer.Option("--input", help="An .npz of model inputs.")],
         output: OutOpt, batch_size: BatchSizeOpt = 256, force: ForceOpt = False,
-        json: JsonOpt = False):
+        weights: WeightsOpt = "auto", json: JsonOpt = False):
     """Inference: run MODEL on every sample of --input and write the outputs to -o."""
     return api.run_model(model, input, output, batch_size=batch_size, force=force,
-                         progress=_progress()), json
+                         weights=weights, progress=_progress()), json
 
 
 @app.command("eval")
 @_guard
 def eval_(model: ModelArg,
           data: Annotated[Path, typer.Option("--data", help="An .npz of inputs (+ labels).")],
-          metric: Annotated[str, typer.Option(help="auto, top1, top5, agreement, cosine, "
-                                                   "perplexity")] = "auto",
+          metric: Annotated[Literal[METRICS], typer.Option(help="What to measure.")] = "auto",
           reference: RefOpt = None, batch_size: BatchSizeOpt = 256,
           samples: Annotated[Optional[int], typer.Option(min=1, help="First N only.")] = None,
-          json: JsonOpt = False):
+          weights: WeightsOpt = "auto", json: JsonOpt = False):
     """Accuracy on labelled data, perplexity for LMs, agreement with a --reference model."""
     return api.eval_model(model, data, metric=metric, reference_path=reference,
-                          batch_size=batch_size, samples=samples,
+                          batch_size=batch_size, samples=samples, weights=weights,
                           progress=_progress()), json
 
 
@@ -123,11 +126,11 @@ def bench(model: ModelArg,
           warmup: Annotated[int, typer.Option(min=0)] = 3,
           seq: Annotated[int, typer.Option(min=1, help="Sequence length of synthetic ids.")] = 16,
           profile: Annotated[bool, typer.Option(help="Also time each op type.")] = False,
-          json: JsonOpt = False):
+          weights: WeightsOpt = "auto", json: JsonOpt = False):
     """Latency: warm-up, repeats, min/median/p90/p99, CV, throughput; interleaved vs --reference."""
     return api.bench_model(model, batches=api.parse_batches(batch), threads=threads,
                            reference_path=reference, data_path=data, repeats=repeats,
-                           warmup=warmup, seq=seq, profile=profile), json
+                           warmup=warmup, seq=seq, profile=profile, weights=weights), json
 
 
 @app.command()

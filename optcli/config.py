@@ -57,6 +57,9 @@ class LatencyConfig:
                        check_doc="> 0")
     repeats: int = param(30, "timed runs per model", check=_positive, check_doc="> 0")
     warmup: int = param(3, "untimed runs first", check=lambda v: v >= 0, check_doc=">= 0")
+    weights: str = param("auto", "auto: decode compressed weights once (fastest); compact: "
+                         "keep them compressed while running (smallest)",
+                         choices=("auto", "compact"))
 
 
 @dataclass(frozen=True)

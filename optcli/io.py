@@ -254,6 +254,7 @@ class StagedFile:
             self.discard()
             raise
         self.size = self.tmp.stat().st_size
+        os.chmod(self.tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a new file gets 0644-ish
 
     def commit(self) -> int:
         check_output_path(self.path, force=self.force, protect=self.protect)
@@ -275,6 +276,12 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool =
     """Atomically write plain arrays (e.g. `optcli run` outputs); returns bytes on disk."""
     with StagedFile(path, arrays, force=force, protect=protect) as staged:
         return staged.commit()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_npz(f, arrays: dict[str, np.ndarray]) -> None:

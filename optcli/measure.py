@@ -46,13 +46,13 @@ def accuracy_section(before: Model, after: Model, data: Dataset | None, ev: Eval
 def latency_section(before: Model, after: Model, cfg: LatencyConfig,
                     data: Dataset | None) -> dict[str, Any]:
     feeds = batch_feeds(before, cfg.batch, data)
-    rb, ra = Runtime(before), Runtime(after)
+    rb, ra = Runtime(before, weights=cfg.weights), Runtime(after, weights=cfg.weights)
     tb, ta = measure([lambda: rb.run(feeds), lambda: ra.run(feeds)], cfg.batch,
                      cfg.repeats, cfg.warmup)
     forms: dict[str, int] = {}
     for p in ra.plan():
         forms[p["form"]] = forms.get(p["form"], 0) + 1
-    return {"batch": cfg.batch, "before_ms": tb.median_ms, "after_ms": ta.median_ms,
+    return {"batch": cfg.batch, "weights": cfg.weights, "before_ms": tb.median_ms, "after_ms": ta.median_ms,
             "speedup": tb.median_ms / ta.median_ms if ta.median_ms else 0.0,
             "before": tb.to_dict(), "after": ta.to_dict(),
             "resident_before_bytes": rb.resident_bytes(),

@@ -91,11 +91,11 @@ def render_compress(r: dict[str, Any]) -> Group:
 
 
 def _layers_table(layers: list[dict[str, Any]]) -> Table:
-    return _table("per layer", ["layer", "op", "shape", "nonzeros", "encoding",
-                                "bits/w", "bytes", "ratio"], [
-        [x["layer"], x["op"], "x".join(map(str, x["shape"])),
-         f"{x['nonzeros_before']:,} → {x['nonzeros_after']:,}",
-         f"{x['encoding_before']} → {x['encoding_after']}", f"{x['bits_per_weight_after']:.2f}",
+    return _table("per layer", ["layer", "shape", "kept", "encoding after", "bits/w",
+                                "bytes before → after", "ratio"], [
+        [x["layer"], "x".join(map(str, x["shape"])),
+         f"{100 * x['nonzeros_after'] / max(x['params'], 1):.1f} %", x["encoding_after"],
+         f"{x['bits_per_weight_after']:.2f}",
          f"{human_bytes(x['bytes_before'])} → {human_bytes(x['bytes_after'])}",
          f"{x['ratio']:.2f}×"] for x in layers])
 
@@ -107,6 +107,7 @@ def _steps_table(steps: list[dict[str, Any]]) -> Table:
                            if k not in ("layers", "exclude") or v not in (["*"], []))
         changed = f"{len(st['layers'])} layers" + ("; " + "; ".join(st["notes"])
                                                    if st["notes"] else "")
+        params = params.replace(", ", " ")
         rows.append([st["step"], params, f"{st['seconds']:.3f} s", changed])
     return _table("steps", ["step", "config", "time", "changed"], rows)
 

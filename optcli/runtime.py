@@ -1,12 +1,18 @@
-"""Executes a model's graph on a batch with NumPy, keeping compressed weights compressed.
+"""Executes a model's graph on a batch with NumPy.
 
-`Runtime(model, kernels="fast")` prepares an execution plan once:
+`Runtime(model, kernels="fast", weights="auto")` prepares an execution plan once, recorded in
+`plan()` with the bytes each tensor keeps resident:
 - dense tensors are used as they are;
-- a sparse `linear` weight at density <= CSR_MAX_DENSITY runs as a CSR sparse-dense product
-  (scipy.sparse) that reads only the nonzeros;
-- every other compressed tensor (int8 codes, other sparse weights) stays in its stored form in
-  memory and is decoded just before the node that reads it, then dropped: resident memory is
-  the compressed size, at the price of one decode per call (recorded in `plan()`).
+- weights="auto" (fastest): every compressed tensor is decoded once into a float32 buffer, so
+  compute runs at dense BLAS speed and resident memory is that of a float model;
+- weights="compact" (smallest): compressed tensors stay in their stored form while the model
+  runs. A sparse `linear` weight at density <= CSR_MAX_DENSITY runs as a CSR sparse-dense
+  product (scipy.sparse) that reads only the nonzeros; every other one (int8 codes, denser
+  sparse weights) is decoded just before the node that reads it and dropped after, which
+  costs one decode per call.
+Sparse kernels that beat dense ones (and an `auto` that picks them per layer from measured
+break-even points) and packed low-bit kernels extend this plan in the pruning and
+quantization issues.
 Each node's kernel and resolved attributes are looked up once, and the last use of every value
 is found so intermediates are freed as soon as possible. `kernels="reference"` runs the naive
 oracle kernels and decodes every tensor up front: the tests' ground truth.
@@ -26,9 +32,11 @@ from optcli.graph import Model, ValueInfo
 from optcli.kernels import kernel_table, sparse
 from optcli.ops import OPS
 
-# Above this density CSR loses to dense BLAS on this class of machine (measured in
-# benchmarks/; the pruning issue refines it per batch size).
+# In compact mode a sparse linear weight at or below this density runs as CSR (it then reads
+# ~1/10 of the dense bytes); denser ones are decoded per call. The pruning issue replaces this
+# fixed point with break-even densities measured per layer size and batch.
 CSR_MAX_DENSITY = 0.10
+WEIGHT_POLICIES = ("auto", "compact")
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,11 @@ class _Step:
 
 
 class Runtime:
-    def __init__(self, model: Model, kernels: str = "fast"):
+    def __init__(self, model: Model, kernels: str = "fast", weights: str = "auto"):
+        if weights not in WEIGHT_POLICIES:
+            raise ValueError(f"weights policy {weights!r}; valid: {', '.join(WEIGHT_POLICIES)}")
         self.model = model
-        self.kernels = kernels
+        self.kernels, self.policy = kernels, weights
         self.forms: dict[str, str] = {}
         self.weights: dict[str, Any] = {}
         for name, t in model.tensors.items():
@@ -55,8 +65,10 @@ class Runtime:
         self.steps = self._schedule(kernel_table(kernels))
 
     def _choose_form(self, name: str, t: StoredTensor) -> str:
-        if t.encoding == "dense" or self.kernels == "reference":
+        if t.encoding == "dense":
             return "dense"
+        if self.kernels == "reference" or self.policy == "auto":
+            return "decoded"
         if (isinstance(t, SparseTensor) and sparse.available() and len(t.shape) == 2
                 and t.nonzeros <= CSR_MAX_DENSITY * t.size and self._only_linear_weight(name)):
             return "csr"
@@ -121,9 +133,9 @@ def _prepare(t: StoredTensor, form: str) -> Any:
         return sparse.to_csr(t)
     if form == "decode-per-call":
         return t
-    if t.encoding == "dense":
+    if form == "dense":
         return t.data if t.data.dtype != np.float16 else t.data.astype(np.float32)
-    return np.ascontiguousarray(t.decode(), dtype=np.float32)
+    return np.ascontiguousarray(t.decode(), dtype=np.float32)     # "decoded"
 
 
 def _resident_bytes(w: Any) -> int:

@@ -33,21 +33,24 @@ def _compressed(model, *steps):
     (("quantize", {"symmetric": False}),),
     (("prune", {"sparsity": 0.95}), ("quantize", {})),
 ], ids=["dense", "sparse95", "sparse50", "int8", "sparse-int8"])
-def test_fast_runtime_equals_reference(make, steps):
+@pytest.mark.parametrize("weights", ["auto", "compact"])
+def test_fast_runtime_equals_reference(make, steps, weights):
     m = _compressed(make(), *steps)
     feeds = _feeds(m)
-    fast, ref = Runtime(m, "fast"), Runtime(m, "reference")
+    fast, ref = Runtime(m, "fast", weights), Runtime(m, "reference")
     y, want = fast.run(feeds)["logits"], ref.run(feeds)["logits"]
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
     forms = {p["form"] for p in fast.plan()}
     if steps:
-        assert forms - {"dense"}, "compressed tensors must not be silently decoded up front"
+        assert forms - {"dense"} == ({"decoded"} if weights == "auto" else
+                                     forms - {"dense", "decoded"})
+        assert "decoded" not in forms or weights == "auto"
 
 
 @pytest.mark.skipif(not sparse.available(), reason="scipy not installed")
 def test_very_sparse_linear_runs_as_csr_and_stays_small():
     m = _compressed(make_mlp(sizes=(64, 256, 256, 10)), ("prune", {"sparsity": 0.95}))
-    rt = Runtime(m)
+    rt = Runtime(m, weights="compact")
     plan = {p["tensor"]: p for p in rt.plan()}
     assert plan["fc2.weight"]["form"] == "csr"
     assert plan["fc2.weight"]["resident_bytes"] < 0.2 * 256 * 256 * 4
@@ -55,10 +58,12 @@ def test_very_sparse_linear_runs_as_csr_and_stays_small():
 
 def test_int8_weights_stay_int8_while_running():
     m = _compressed(make_mlp(), ("quantize", {}))
-    rt = Runtime(m)
-    plan = {p["tensor"]: p for p in rt.plan()}
-    assert plan["fc1.weight"]["form"] == "decode-per-call"
-    assert plan["fc1.weight"]["resident_bytes"] < 64 * 32 * 2
+    compact = {p["tensor"]: p for p in Runtime(m, weights="compact").plan()}
+    assert compact["fc1.weight"]["form"] == "decode-per-call"
+    assert compact["fc1.weight"]["resident_bytes"] < 64 * 32 * 2
+    auto = {p["tensor"]: p for p in Runtime(m).plan()}
+    assert auto["fc1.weight"]["form"] == "decoded"
+    assert auto["fc1.weight"]["resident_bytes"] == 64 * 32 * 4
 
 
 def test_intermediates_are_freed():

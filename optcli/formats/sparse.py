@@ -83,11 +83,12 @@ class SparseTensor(StoredTensor):
 
     def decode(self) -> np.ndarray:
         out = np.zeros((self.rows, self.cols), np.float32)
-        vals = self.float_values()
         if self.layout == "csr":
-            out[self.row_ids(), self.indices.astype(np.int64)] = vals
+            out[self.row_ids(), self.indices.astype(np.int64)] = self.values
         else:
-            out.ravel()[np.unpackbits(self.mask, count=self.size).astype(bool)] = vals
+            out.reshape(-1)[np.unpackbits(self.mask, count=self.size).view(bool)] = self.values
+        if self.scale is not None:
+            out *= self.scale[:, None]      # int8 codes -> values, one scale per row
         return out.reshape(self.shape)
 
     def arrays(self) -> dict[str, np.ndarray]:
