@@ -52,7 +52,8 @@ def latency_section(before: Model, after: Model, cfg: LatencyConfig,
     forms: dict[str, int] = {}
     for p in ra.plan():
         forms[p["form"]] = forms.get(p["form"], 0) + 1
-    return {"batch": cfg.batch, "weights": cfg.weights, "before_ms": tb.median_ms, "after_ms": ta.median_ms,
+    return {"batch": cfg.batch, "weights": cfg.weights,
+            "before_ms": tb.median_ms, "after_ms": ta.median_ms,
             "speedup": tb.median_ms / ta.median_ms if ta.median_ms else 0.0,
             "before": tb.to_dict(), "after": ta.to_dict(),
             "resident_before_bytes": rb.resident_bytes(),
