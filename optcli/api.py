@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from optcli.bench import measure
+from optcli.bench import measure, profile_ops
 from optcli.config import check_against_model, load_pipeline
 from optcli.data import load_dataset
 from optcli.errors import InputError
@@ -98,21 +98,12 @@ def bench_model(model_path: str | Path, *, batches: list[int], threads: int | No
                 row["reference"] = timings[1].to_dict()
                 row["speedup"] = timings[1].median_ms / timings[0].median_ms
             if profile:
-                row["profile_ms"] = _profile(runtimes[0], feeds, repeats)
+                rt = runtimes[0]
+                row["profile_ms"] = profile_ops(lambda p: rt.run(feeds, profile=p), repeats)
             rows.append(row)
     return {"kind": "bench", "model": str(model_path), "threads": threads, "weights": weights,
             "plan": runtimes[0].plan(),
             "reference": None if ref is None else str(reference_path), "results": rows}
-
-
-def _profile(rt: Runtime, feeds: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
-    """Median milliseconds per op type over `repeats` runs."""
-    runs = []
-    for _ in range(repeats):
-        ms: dict[str, float] = {}
-        rt.run(feeds, profile=ms)
-        runs.append(ms)
-    return {op: float(np.median([r[op] for r in runs])) for op in runs[0]}
 
 
 def validate_config(config_path: str | Path, model_path: str | Path | None = None

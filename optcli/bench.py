@@ -50,3 +50,15 @@ def measure(fns: list[Callable[[], Any]], batch: int, repeats: int = 30,
             fn()
             samples[i].append((time.perf_counter() - t0) * 1000.0)
     return [Timing(tuple(s), batch) for s in samples]
+
+
+def profile_ops(run: Callable[[dict[str, float]], Any], repeats: int) -> dict[str, float]:
+    """Median milliseconds per op type over `repeats` calls of run(profile_dict), after one
+    untimed warm-up call (e.g. `lambda p: runtime.run(feeds, profile=p)`)."""
+    run({})
+    runs = []
+    for _ in range(repeats):
+        ms: dict[str, float] = {}
+        run(ms)
+        runs.append(ms)
+    return {op: float(np.median([r[op] for r in runs])) for op in runs[0]}
