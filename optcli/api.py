@@ -110,7 +110,11 @@ def validate_config(config_path: str | Path, model_path: str | Path | None = Non
                     ) -> dict[str, Any]:
     pipeline = load_pipeline(config_path)
     if model_path is not None:
-        check_against_model(pipeline, load_model(model_path))
+        model = load_model(model_path)
+        check_against_model(pipeline, model)
+        for section in (pipeline.calibration, pipeline.evaluation):
+            if section is not None and section.data is not None:
+                load_dataset(pipeline.resolve(section.data), model)   # keys, shapes, NaN
     return {"kind": "validate", "config": str(config_path),
             "model": None if model_path is None else str(model_path), "valid": True,
             "steps": [{"step": s.name, "path": s.path} for s in pipeline.steps]}
