@@ -16,13 +16,28 @@ from optcli.data import load_dataset
 from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
-from optcli.io import load_model, write_npz_atomic
+from optcli.io import check_output_path, load_model, save_model, write_npz_atomic
 from optcli.params import describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime
 from optcli.sizes import layer_sizes, total_bytes, total_params
 from optcli.steps import STEPS
 from optcli.threads import blas_threads
+
+
+def import_model(source: str | Path, out_path: str | Path, *, arch: str | Path | None = None,
+                 force: bool = False) -> dict[str, Any]:
+    from optcli.interop.importer import import_model as do_import
+    source, out_path = Path(source), Path(out_path)
+    check_output_path(out_path, force=force, protect=(source,))
+    t0 = time.perf_counter()
+    kind, m = do_import(source, None if arch is None else Path(arch))
+    seconds = time.perf_counter() - t0
+    size = save_model(m, out_path, force=force, protect=(source,))
+    return {"kind": "import", "source": str(source), "format": kind, "output": str(out_path),
+            "name": m.name, "task": m.task.get("kind"), "tensors": len(m.tensors),
+            "nodes": len(m.graph.nodes), "params": total_params(m), "bytes": size,
+            "seconds": seconds}
 
 
 def inspect_model(model_path: str | Path) -> dict[str, Any]:

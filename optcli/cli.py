@@ -83,6 +83,18 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
         raise typer.Exit(0)
 
 
+@app.command("import")
+@_guard
+def import_(source: Annotated[Path, typer.Argument(
+                help="A Hugging Face folder, .safetensors, .gguf, .pt/.pth or .onnx file.")],
+            output: OutOpt,
+            arch: Annotated[Optional[Path], typer.Option(
+                help="Architecture spec (YAML) for a PyTorch state dict.")] = None,
+            force: ForceOpt = False, json: JsonOpt = False):
+    """Import a model from another format; the kind is told from the file's content."""
+    return api.import_model(source, output, arch=arch, force=force), json
+
+
 @app.command()
 @_guard
 def inspect(model: ModelArg, json: JsonOpt = False):

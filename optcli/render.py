@@ -147,6 +147,12 @@ def render_run(r: dict[str, Any]) -> Text:
     return Text(f"{r['samples']} samples in {r['seconds']:.3f} s → {r['output']} ({outs})")
 
 
+def render_import(r: dict[str, Any]) -> Text:
+    return Text(f"{r['source']} ({r['format']}) → {r['output']}: {r['name']}, task {r['task']}, "
+                f"{r['params']:,} params in {r['tensors']} tensors, {r['nodes']} nodes, "
+                f"{human_bytes(r['bytes'])}, {r['seconds']:.1f} s")
+
+
 def render_validate(r: dict[str, Any]) -> Text:
     against = f" against {r['model']}" if r["model"] else ""
     steps = ", ".join(s["step"] for s in r["steps"])
@@ -166,7 +172,7 @@ def render_steps(r: dict[str, Any]) -> Group:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "inspect": render_inspect, "compress": render_compress, "eval": render_eval,
-    "bench": render_bench, "run": render_run, "validate": render_validate,
+    "bench": render_bench, "run": render_run, "import": render_import, "validate": render_validate,
     "steps": render_steps,
 }
 
