@@ -22,6 +22,7 @@ from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime
 from optcli.sizes import layer_sizes, total_bytes, total_params
 from optcli.steps import STEPS
+from optcli.text.evaluate_text import data_kind, eval_text
 from optcli.threads import blas_threads
 
 
@@ -82,15 +83,19 @@ def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Pa
 
 def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "auto",
                reference_path: str | Path | None = None, batch_size: int = 256,
-               samples: int | None = None, weights: str = "auto",
-               progress: Progress = NoProgress()) -> dict[str, Any]:
+               samples: int | None = None, weights: str = "auto", window: int | None = None,
+               stride: int | None = None, progress: Progress = NoProgress()) -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
+    head = {"kind": "eval", "model": str(model_path), "data": str(data_path),
+            "reference": None if ref is None else str(reference_path)}
+    if data_kind(Path(data_path)) != "npz":
+        return {**head, **eval_text(m, Path(data_path), reference=ref, window=window,
+                                    stride=stride, max_tokens=samples, progress=progress)}
     data = load_dataset(data_path, m, samples)
     res = evaluate(m, data, metric, reference=ref, batch_size=batch_size, progress=progress,
                    runtime=Runtime(m, weights=weights))
-    return {"kind": "eval", "model": str(model_path), "data": str(data_path),
-            "reference": None if ref is None else str(reference_path), **res.to_dict()}
+    return {**head, **res.to_dict()}
 
 
 def bench_model(model_path: str | Path, *, batches: list[int], threads: int | None = None,

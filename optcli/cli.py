@@ -116,15 +116,22 @@ def run(model: ModelArg,
 @app.command("eval")
 @_guard
 def eval_(model: ModelArg,
-          data: Annotated[Path, typer.Option("--data", help="An .npz of inputs (+ labels).")],
+          data: Annotated[Path, typer.Option(
+              "--data", help="An .npz of inputs (+ labels), a .txt text (language models) or "
+                             "a .jsonl of query/document pairs (sentence encoders).")],
           metric: Annotated[Literal[METRICS], typer.Option(help="What to measure.")] = "auto",
           reference: RefOpt = None, batch_size: BatchSizeOpt = 256,
-          samples: Annotated[Optional[int], typer.Option(min=1, help="First N only.")] = None,
+          samples: Annotated[Optional[int], typer.Option(
+              min=1, help="First N samples (text: first N tokens) only.")] = None,
+          window: Annotated[Optional[int], typer.Option(min=2, help="Text: tokens per window.")
+                            ] = None,
+          stride: Annotated[Optional[int], typer.Option(min=1, help="Text: window step.")
+                            ] = None,
           weights: WeightsOpt = "auto", json: JsonOpt = False):
     """Accuracy on labelled data, perplexity for LMs, agreement with a --reference model."""
     return api.eval_model(model, data, metric=metric, reference_path=reference,
                           batch_size=batch_size, samples=samples, weights=weights,
-                          progress=_progress()), json
+                          window=window, stride=stride, progress=_progress()), json
 
 
 @app.command()

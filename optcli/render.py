@@ -112,12 +112,14 @@ def _steps_table(steps: list[dict[str, Any]]) -> Table:
     return _table("steps", ["step", "config", "time", "changed"], rows)
 
 
-def render_eval(r: dict[str, Any]) -> Table:
-    skip = {"kind", "model", "data", "reference", "metric", "value"}
-    rows = [[r["metric"], f"{r['value']:.6g}"]] + [[k, f"{v:.6g}" if isinstance(v, float)
-                                                    else str(v)]
-                                                   for k, v in r.items() if k not in skip]
-    return _table(f"eval {r['model']} on {r['data']}", ["metric", "value"], rows)
+def render_eval(r: dict[str, Any]) -> Group:
+    skip = {"kind", "model", "data", "reference", "metric", "value", r["metric"]}
+    rows = [[r["metric"], f"{r['value']:.6g}"]] + [
+        [k, f"{v:.6g}" if isinstance(v, float) else str(v)]
+        for k, v in r.items() if k not in skip]
+    against = f" (reference {r['reference']})" if r.get("reference") else ""
+    return Group(Text(f"eval {r['model']} on {r['data']}{against}"),
+                 _table("", ["metric", "value"], rows))
 
 
 def render_bench(r: dict[str, Any]) -> Group:

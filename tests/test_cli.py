@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from optcli.cli import app
 from optcli.io import load_model, save_model
-from tests.conftest import make_lm, write_yaml
+from tests.conftest import ROOT, make_lm, write_yaml
 
 runner = CliRunner()
 
@@ -187,3 +187,43 @@ def test_validate_and_steps(tmp_path, mlp_path):
 def test_usage_error_exits_2(mlp_path):
     assert invoke("compress", mlp_path).exit_code == 2
     assert invoke("frobnicate").exit_code == 2
+
+
+def test_eval_text_perplexity_of_the_char_lm(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("LAWYER, n.  One skilled in circumvention of the law. " * 8)
+    doc = as_json(invoke("eval", ROOT / "sample_models" / "charlm.npz", "--data", text,
+                         "--window", 64, "--stride", 32, "--json"))
+    assert doc["metric"] == "perplexity" and doc["window"] == 64 and doc["stride"] == 32
+    assert doc["tokens"] == len(text.read_text()) - 1 and 1 < doc["value"] < 30
+
+
+def test_eval_text_on_a_classifier_is_an_input_error(tmp_path, mlp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("hello")
+    r = invoke("eval", mlp_path, "--data", text)
+    assert r.exit_code == 2 and "language model" in r.stderr
+
+
+def test_import_onnx_round_trip(tmp_path, mlp, mlp_path, mlp_data):
+    onnx = pytest.importorskip("onnx")
+    from optcli.interop.onnx_export import export_onnx
+    src = tmp_path / "m.onnx"
+    onnx.save(export_onnx(mlp), src)
+    out = tmp_path / "imported.npz"
+    doc = as_json(invoke("import", src, "-o", out, "--json"))
+    assert doc["format"] == "onnx" and doc["params"] == as_json(
+        invoke("inspect", mlp_path, "--json"))["params"]
+    a = as_json(invoke("eval", out, "--data", mlp_data, "--reference", mlp_path,
+                       "--metric", "agreement", "--json"))
+    assert a["value"] == 1.0 and a["cosine"] > 0.99999
+
+
+def test_import_refuses_unknown_and_arch_mismatch(tmp_path, mlp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01nothing")
+    r = invoke("import", junk, "-o", tmp_path / "o.npz")
+    assert r.exit_code == 2 and "cannot tell" in r.stderr
+    r = invoke("import", mlp_path, "-o", tmp_path / "o.npz")
+    assert r.exit_code == 2 and "already an optcli model" in r.stderr
+    assert not (tmp_path / "o.npz").exists()

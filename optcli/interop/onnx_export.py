@@ -1,4 +1,4 @@
-"""Export a float optcli model to a standard ONNX graph (default opset 17).
+"""Export an optcli model, float or compressed, to a standard ONNX graph (default opset 17).
 
     from optcli.io import load_model
     from optcli.interop.onnx_export import export_onnx
@@ -7,8 +7,9 @@
 
 Every op of `optcli.ops` lowers to standard ONNX ops (one small function per op in
 `onnx_ops.py`); this module owns the bookkeeping: naming, constants, initializers, graph
-inputs/outputs. Stored tensors become float32 initializers (`t.decode()`, so sparse and
-quantized weights are exported dense); integer dense tensors keep their dtype. Symbolic
+inputs/outputs. Dense and float-sparse tensors become float32 initializers (`t.decode()`);
+int8 tensors (quantized, or sparse with int8 values) stay int8 and reach their op through
+DequantizeLinear (QDQ form, see `onnx_qdq.py`); integer dense tensors keep their dtype. Symbolic
 dimensions ('batch', 'seq') become ONNX dim_params. The export is checked with
 `onnx.checker.check_model` before it is returned.
 
@@ -24,6 +25,7 @@ import numpy as np
 from optcli.errors import InputError
 from optcli.graph import Model, ValueInfo
 from optcli.interop.onnx_ops import ONNX_OPS
+from optcli.interop.onnx_qdq import dequantized, is_int8
 from optcli.ops import OPS
 
 MIN_OPSET = 17           # LayerNormalization is a standard op from opset 17 on
@@ -84,6 +86,7 @@ class Emitter:
         self.alias: dict[str, str] = {}                  # optcli name -> ONNX name (casts)
         self.scope = "graph"
         self._decoded: dict[str, np.ndarray] = {}        # stored tensor name -> array
+        self._dq: dict[tuple[str, bool], str] = {}       # (int8 tensor, transposed) -> value
         self._taken = set(model.tensors) | {vi.name for vi in model.graph.inputs}
         self._taken |= {o for n in model.graph.nodes for o in n.outputs}
 
@@ -99,11 +102,21 @@ class Emitter:
 
     def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs: Any) -> str:
         """Append one ONNX node reading `inputs`; returns its (single) output name."""
+        inputs = tuple(self._float_weight(i) for i in inputs)
         out = out or self.fresh(op_type)
         name = self.fresh(f"{op_type}_node")
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=name,
                                                      **attrs))
         return out
+
+    def _float_weight(self, name: str, transpose: bool = False) -> str:
+        """`name`, or for an int8 stored tensor the output of its DequantizeLinear (once)."""
+        t = self.model.tensors.get(name)
+        if t is None or not is_int8(t):
+            return name
+        if (name, transpose) not in self._dq:
+            self._dq[name, transpose] = dequantized(self, name, transpose)
+        return self._dq[name, transpose]
 
     def name_of(self, value: str | list[str]) -> str | list[str]:
         """The ONNX name of an optcli value (or list of values, for `concat`)."""
@@ -139,7 +152,10 @@ class Emitter:
 
     def transposed(self, name: str) -> str:
         """`name`.T: a transposed initializer for a stored tensor, else a Transpose node."""
-        if name in self.model.tensors:
+        t = self.model.tensors.get(name)
+        if t is not None and is_int8(t) and len(t.shape) == 2:
+            return self._float_weight(name, transpose=True)
+        if t is not None:
             return self.const(self.decoded(name).T, f"{name}.T", key=("transposed", name))
         return self.op("Transpose", name, perm=[1, 0])
 

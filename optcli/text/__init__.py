@@ -1,0 +1,1 @@
+"""Text in and out of models: tokenization, perplexity, generation and retrieval."""
