@@ -16,7 +16,8 @@ from optcli.data import load_dataset
 from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
-from optcli.io import check_output_path, load_model, save_model, write_npz_atomic
+from optcli.io import (check_output_path, load_model, save_model, write_bytes_atomic,
+                       write_npz_atomic)
 from optcli.params import describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime
@@ -39,6 +40,22 @@ def import_model(source: str | Path, out_path: str | Path, *, arch: str | Path |
             "name": m.name, "task": m.task.get("kind"), "tensors": len(m.tensors),
             "nodes": len(m.graph.nodes), "params": total_params(m), "bytes": size,
             "seconds": seconds}
+
+
+def export_model(model_path: str | Path, out_path: str | Path, *, to: str = "onnx",
+                 opset: int = 17, force: bool = False) -> dict[str, Any]:
+    from optcli.interop.onnx_export import export_onnx
+    model_path, out_path = Path(model_path), Path(out_path)
+    check_output_path(out_path, force=force, protect=(model_path,))
+    m = load_model(model_path)
+    proto = export_onnx(m, opset=opset)
+    size = write_bytes_atomic(out_path, proto.SerializeToString(), force=force,
+                              protect=(model_path,))
+    int8 = sum(1 for t in proto.graph.initializer if t.data_type == 3)   # TensorProto.INT8
+    return {"kind": "export", "model": str(model_path), "to": to, "output": str(out_path),
+            "opset": opset, "nodes": len(proto.graph.node),
+            "initializers": len(proto.graph.initializer), "int8_initializers": int8,
+            "bytes": size, "model_bytes": model_path.stat().st_size}
 
 
 def inspect_model(model_path: str | Path) -> dict[str, Any]:

@@ -97,6 +97,16 @@ def import_(source: Annotated[Path, typer.Argument(
 
 @app.command()
 @_guard
+def export(model: ModelArg, output: OutOpt,
+           to: Annotated[Literal["onnx"], typer.Option("--to", help="Target format.")] = "onnx",
+           opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 17,
+           force: ForceOpt = False, json: JsonOpt = False):
+    """Export for deployment: ONNX, float or int8 weights as DequantizeLinear (QDQ)."""
+    return api.export_model(model, output, to=to, opset=opset, force=force), json
+
+
+@app.command()
+@_guard
 def inspect(model: ModelArg, json: JsonOpt = False):
     """Graph summary and a per-layer table (op, shape, params, nonzeros, encoding, bytes)."""
     return api.inspect_model(model), json

@@ -271,6 +271,24 @@ class StagedFile:
         self.discard()
 
 
+def write_bytes_atomic(path: Path, data: bytes, *, force: bool = False,
+                       protect: tuple[Path, ...] = ()) -> int:
+    """Write `data` to a temporary file beside `path`, fsync, then rename (exports)."""
+    check_output_path(path, force=force, protect=protect)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
                      protect: tuple[Path, ...] = ()) -> int:
     """Atomically write plain arrays (e.g. `optcli run` outputs); returns bytes on disk."""

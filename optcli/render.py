@@ -155,6 +155,12 @@ def render_import(r: dict[str, Any]) -> Text:
                 f"{human_bytes(r['bytes'])}, {r['seconds']:.1f} s")
 
 
+def render_export(r: dict[str, Any]) -> Text:
+    return Text(f"{r['model']} → {r['output']} ({r['to']}, opset {r['opset']}): {r['nodes']} "
+                f"nodes, {r['initializers']} initializers ({r['int8_initializers']} int8), "
+                f"{human_bytes(r['bytes'])}")
+
+
 def render_validate(r: dict[str, Any]) -> Text:
     against = f" against {r['model']}" if r["model"] else ""
     steps = ", ".join(s["step"] for s in r["steps"])
@@ -174,7 +180,8 @@ def render_steps(r: dict[str, Any]) -> Group:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "inspect": render_inspect, "compress": render_compress, "eval": render_eval,
-    "bench": render_bench, "run": render_run, "import": render_import, "validate": render_validate,
+    "bench": render_bench, "run": render_run, "import": render_import,
+    "export": render_export, "validate": render_validate,
     "steps": render_steps,
 }
 
