@@ -176,7 +176,7 @@ def interleaved(fns: dict[str, Callable[[], object]], seconds: float, warmup: in
 
 def profile(rt: Runtime, feeds: dict[str, np.ndarray], repeats: int = 5) -> dict[str, float]:
     """Median ms per op type over `repeats` runs (after one warm-up), from Runtime.run's
-    own per-op timing."""
+    own per-op timing (fused steps are timed as their unfused parts)."""
     rt.run(feeds)
     per_run = []
     for _ in range(repeats):
@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     threads = [int(t) for t in args.threads.split(",")]
     names = args.models.split(",")
     if set(names) - set(BATCHES):
-        p.error(f"unknown model(s) {sorted(set(names) - set(BATCHES))}; valid: {', '.join(BATCHES)}")
+        p.error(f"unknown model(s) {sorted(set(names) - set(BATCHES))}; "
+                f"valid: {', '.join(BATCHES)}")
     if threadpoolctl is None and threads != [1]:
         print("threadpoolctl is not installed: BLAS pinned to 1 thread, measuring 1 thread only",
               file=sys.stderr)

@@ -16,8 +16,13 @@ from optcli.data import load_dataset
 from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
-from optcli.io import (check_output_path, load_model, save_model, write_bytes_atomic,
-                       write_npz_atomic)
+from optcli.io import (
+    check_output_path,
+    load_model,
+    save_model,
+    write_bytes_atomic,
+    write_npz_atomic,
+)
 from optcli.params import describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime

@@ -200,7 +200,8 @@ def rope_tables(style: str, head_dim: int, base: float,
         r[i + half, i], r[i, i + half] = -1.0, 1.0        # (x@R) = [-x2, x1]
     else:
         angles = np.repeat(angles, 2, axis=1)
-        r[2 * i + 1, 2 * i], r[2 * i, 2 * i + 1] = -1.0, 1.0   # (x@R)[2i] = -x[2i+1], [2i+1] = x[2i]
+        # (x @ R)[2i] = -x[2i + 1], (x @ R)[2i + 1] = x[2i]
+        r[2 * i + 1, 2 * i], r[2 * i, 2 * i + 1] = -1.0, 1.0
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32), r
 
 

@@ -107,7 +107,8 @@ def _graph(nodes, inits, out_shape=("N", 4)) -> onnx.ModelProto:
 def test_hand_built_graph_matmul_add_layernorm_gather(tmp_path):
     rng = np.random.default_rng(2)
     inits = {"W": rng.standard_normal((4, 4)).astype("f4"),
-             "c": rng.standard_normal(4).astype("f4"), "g": np.ones(4, "f4"), "table": rng.standard_normal((5, 4)).astype("f4"),
+             "c": rng.standard_normal(4).astype("f4"), "g": np.ones(4, "f4"),
+             "table": rng.standard_normal((5, 4)).astype("f4"),
              "idx": np.array([1, 3], np.int64)}
     nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
              helper.make_node("Add", ["h", "c"], ["h2"]),

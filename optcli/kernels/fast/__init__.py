@@ -8,6 +8,9 @@ Speed comes from a few rules, each explained where it is applied:
   * conv2d writes channel-major memory and returns an NCHW view of it, so results may be
     non-contiguous: consumers must not assume C order.
 Shape rules and error messages are shared with the reference (`reference.contract`).
+`fused.py` holds kernels for chains of ops (conv2d+relu+maxpool2d, linear+gelu, ...) that the
+runtime's schedule uses in place of single nodes; they are not in `FAST`, which stays one
+kernel per op.
 """
 
 from __future__ import annotations

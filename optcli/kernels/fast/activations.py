@@ -30,6 +30,20 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, _ZERO) if x.size < 16384 else blockwise(x, _relu_block, 0)
 
 
+def relu_inplace(a: np.ndarray) -> np.ndarray:
+    """a = max(a, 0) in place, for a kernel's own fresh float32 output (SIMD zeros blocks when
+    a is C-contiguous; 4x faster than the scalar loop already at 5k elements)."""
+    if a.size <= 512 or not a.flags.c_contiguous:     # tiny: the zeros slice costs more
+        return np.maximum(a, _ZERO, out=a)
+    flat = a.reshape(-1)
+    if flat.size <= BLOCK:
+        np.maximum(flat, _ZEROS[:flat.size], out=flat)
+        return a
+    for sl in spans(flat.size):
+        np.maximum(flat[sl], _ZEROS[:sl.stop - sl.start], out=flat[sl])
+    return a
+
+
 def tanh(x: np.ndarray) -> np.ndarray:
     return np.tanh(np.asarray(x, np.float32))
 
@@ -82,6 +96,26 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
         return blockwise(x, gelu_erf_block, 1)
 
 
+def bias_gelu_inplace(y: np.ndarray, bias: np.ndarray | None,
+                      approximate: str = "none") -> np.ndarray:
+    """y[N, D] = gelu(y + bias) in place on a fresh C-contiguous output, one L2 block of rows
+    at a time: the bias add and GELU's passes all read cache (the result goes through a
+    scratch block, as GELU's passes read x until the last one)."""
+    block_fn, n_scratch = (_gelu_tanh_block, 0) if approximate == "tanh" else (gelu_erf_block, 1)
+    rows_per = max(1, BLOCK // max(y.shape[1], 1))
+    scratch = np.empty((1 + n_scratch, min(y.shape[0], rows_per) * y.shape[1]), np.float32)
+    with np.errstate(over="ignore"):
+        for sl in spans(y.shape[0], 1, rows_per):
+            rows = y[sl]
+            if bias is not None:
+                rows += bias
+            flat = rows.reshape(-1)
+            res = scratch[0, :flat.size]
+            block_fn(flat, res, *scratch[1:, :flat.size])
+            np.copyto(flat, res)
+    return y
+
+
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum over `axis`, one L2-sized block of rows at a time."""
     x = np.asarray(x, np.float32)
@@ -99,8 +133,10 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def _binary(op: str, ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a), np.asarray(b)
-    both_int = a.dtype.kind in "iub" and b.dtype.kind in "iub"
     try:
+        if a.dtype == b.dtype == np.float32:        # the common case: no casting to resolve
+            return ufunc(a, b)
+        both_int = a.dtype.kind in "iub" and b.dtype.kind in "iub"
         return ufunc(a, b) if both_int else ufunc(a, b, dtype=np.float32)
     except ValueError:
         raise ValueError(f"{op}: shapes {list(a.shape)} and {list(b.shape)} "

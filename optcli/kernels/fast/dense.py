@@ -19,6 +19,12 @@ _LINEAR_BLOCK = 1 << 20     # output elements per row block (4 MB): bias add rea
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """y[..., out] = x[..., in] @ weight[out, in].T + bias[out]."""
     check_linear(x, weight, bias)
+    if x.ndim == 2 and x.dtype == weight.dtype == np.float32 and (
+            bias is None or x.shape[0] * weight.shape[0] <= _LINEAR_BLOCK):
+        y = x @ weight.T                                  # the common case, with least Python
+        if bias is not None:
+            y += bias
+        return y
     x = np.asarray(x, np.float32)
     x2 = x.reshape(-1, x.shape[-1])                       # a view when x is contiguous
     wt = np.asarray(weight, np.float32).T                 # [in, out] Fortran view, no copy

@@ -9,38 +9,69 @@ keep the input's memory layout (channel-major after a fast conv2d).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from optcli.kernels.fast.windows import pad
+from optcli.kernels.fast.windows import key, pad
 from optcli.kernels.reference.contract import check_rank, pool_geometry
 
 
-def _fold(parts: list[np.ndarray], ufunc: np.ufunc) -> np.ndarray:
-    """ufunc-reduce views into one new array (the first op allocates, the rest are in place)."""
-    if len(parts) == 1:
-        return parts[0].copy()
-    y = ufunc(parts[0], parts[1])
-    for t in parts[2:]:
-        ufunc(y, t, out=y)
+@lru_cache(maxsize=256)
+def _geometry(op: str, h: int, w: int, kernel, stride, padding):
+    """`pool_geometry` for an H x W plane (a zero-size stand-in carries the shape)."""
+    return pool_geometry(op, np.empty((0, 0, h, w), np.float32), kernel, stride, padding)
+
+
+def pool_geometry_of(hw: tuple[int, int], kernel, stride, padding):
+    """maxpool2d geometry over an H x W plane (hashable attributes), cached."""
+    return _geometry("maxpool2d", hw[0], hw[1], kernel, stride, padding)
+
+
+def pool_plan(op: str, x: np.ndarray, kernel, stride=None, padding=0):
+    """`pool_geometry` ((kh, kw), (sh, sw), (ph, pw), (Ho, Wo)) for x[B, C, H, W], cached."""
+    check_rank(op, "x", x, 4, "[B, C, H, W]")
+    return _geometry(op, x.shape[2], x.shape[3], key(kernel), key(stride), key(padding))
+
+
+def _reduce(x: np.ndarray, k, s, out_hw, ufunc: np.ufunc,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Separable window reduction: first over the kh row taps (whole rows, SIMD-friendly),
+    giving [B, C, Ho, W], then over the kw column taps into `out` (or a new array):
+    (kh-1) + (kw-1) ufunc calls, the first of each allocating, the rest in place."""
+    (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
+    rh, rw = sh * (ho - 1) + 1, sw * (wo - 1) + 1       # span of the taps' first elements
+    r = x[:, :, 0:rh:sh]
+    if kh > 1:
+        r = ufunc(r, x[:, :, 1:1 + rh:sh])
+        for i in range(2, kh):
+            ufunc(r, x[:, :, i:i + rh:sh], out=r)
+    if kw == 1:
+        return r[..., 0:rw:sw].copy() if out is None else _copy_into(out, r[..., 0:rw:sw])
+    y = ufunc(r[..., 0:rw:sw], r[..., 1:1 + rw:sw], out=out)
+    for j in range(2, kw):
+        ufunc(y, r[..., j:j + rw:sw], out=y)
     return y
 
 
-def _reduce(x: np.ndarray, k, s, out_hw, ufunc: np.ufunc) -> np.ndarray:
-    """Separable window reduction: first over the kh row taps (whole rows, SIMD-friendly),
-    giving [B, C, Ho, W], then over the kw column taps: (kh-1) + (kw-1) ufunc calls."""
-    (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
-    rows = [x[:, :, i:i + sh * (ho - 1) + 1:sh, :] for i in range(kh)]
-    r = rows[0] if kh == 1 else _fold(rows, ufunc)
-    return _fold([r[..., j:j + sw * (wo - 1) + 1:sw] for j in range(kw)], ufunc)
+def _copy_into(out: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """out[...] = a, returning out."""
+    np.copyto(out, a)
+    return out
+
+
+def max_windows(x: np.ndarray, k, s, p, out_hw, out: np.ndarray | None = None) -> np.ndarray:
+    """Max over the windows of x[B, C, H, W] (geometry as from `pool_geometry`), written into
+    `out` [B, C, Ho, Wo] when given. Only columns < W are read, so x may be a view."""
+    if p != (0, 0):
+        x = pad(x, p[0], p[1], -np.inf)[0]
+    return _reduce(x, k, s, out_hw, np.maximum, out)
 
 
 def maxpool2d(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
     """x[B, C, H, W] -> y[B, C, Ho, Wo], max over each window; padding is -inf."""
-    k, s, p, out_hw = pool_geometry("maxpool2d", x, kernel, stride, padding)
-    x = np.asarray(x, np.float32)
-    if p != (0, 0):
-        x = pad(x, p[0], p[1], -np.inf)[0]
-    return _reduce(x, k, s, out_hw, np.maximum)
+    k, s, p, out_hw = pool_plan("maxpool2d", x, kernel, stride, padding)
+    return max_windows(np.asarray(x, np.float32), k, s, p, out_hw)
 
 
 def _real_counts(n: int, k: int, s: int, p: int, out: int) -> np.ndarray:
@@ -53,7 +84,7 @@ def avgpool2d(x: np.ndarray, kernel, stride=None, padding=0,
               count_include_pad: bool = True) -> np.ndarray:
     """x[B, C, H, W] -> y[B, C, Ho, Wo], mean over each window; padding is 0 and is counted
     in the divisor when count_include_pad (PyTorch's default), else only real elements are."""
-    k, s, p, out_hw = pool_geometry("avgpool2d", x, kernel, stride, padding)
+    k, s, p, out_hw = pool_plan("avgpool2d", x, kernel, stride, padding)
     x = np.asarray(x, np.float32)
     H, W = x.shape[2:]
     if p != (0, 0):

@@ -12,6 +12,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
+def key(attr):
+    """A window attribute (kernel, stride, padding) as a hashable cache key: JSON gives lists.
+    Geometry is a pure function of shapes and attributes, so kernels cache it; batch-1
+    inference calls each kernel with the same shapes thousands of times."""
+    return tuple(attr) if isinstance(attr, list) else attr
+
+
 def pad(x: np.ndarray, ph: int, pw: int, fill: float,
         slack: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(xp, flat): x[B, C, H, W] with `fill` added around H and W, in x's axis order in memory,
