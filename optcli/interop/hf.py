@@ -15,7 +15,6 @@ The tokenizer and the pooling travel with the model in `model.extra`, so `eval` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ import numpy as np
 from optcli.errors import InputError, ModelFormatError
 from optcli.graph import Model
 from optcli.interop.safetensors import read_safetensors
+from optcli.io import file_sha256
 
 SUPPORTED = ("bert", "llama")
 DEFAULT_MAX_LENGTH = 256      # sentence-transformers' usual max_seq_length
@@ -57,7 +57,8 @@ def import_hf(path: Path) -> Model:
     if pooling is not None:
         extra["pooling"] = pooling
     provenance = {**model.provenance, "source": str(path), "format": "safetensors",
-                  "sha256": sha256(files[0]) if len(files) == 1 else [sha256(f) for f in files]}
+                  "sha256": file_sha256(files[0]) if len(files) == 1
+                  else [file_sha256(f) for f in files]}
     return model.replace(extra=extra, provenance=provenance)
 
 
@@ -156,10 +157,3 @@ def read_tokenizer(folder: Path) -> dict[str, Any] | None:
                                f"be a positive integer, got {max_length!r}")
     return {"kind": "hf_json", "json": text, "max_length": max_length}
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
