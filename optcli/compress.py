@@ -20,6 +20,7 @@ from optcli.progress import NoProgress, Progress
 from optcli.report import CompressReport
 from optcli.sizes import layer_sizes, total_bytes, total_params
 from optcli.steps.base import StepContext
+from optcli.text.evaluate_text import data_kind
 
 
 def compress(model_path: str | Path, config_path: str | Path, out_path: str | Path, *,
@@ -32,7 +33,7 @@ def compress(model_path: str | Path, config_path: str | Path, out_path: str | Pa
     check_output_path(out_path, force=force, protect=(model_path,))
     seed = pipeline.seed if seed is None else seed
     ev = pipeline.evaluation
-    eval_data = load_dataset(pipeline.resolve(ev.data), model, ev.samples) if ev.data else None
+    eval_data = _evaluation(pipeline, model)
     calib = _calibration(pipeline, model)
     model = model.replace(provenance={**model.provenance,
                                       "input_sha256": file_sha256(model_path)})
@@ -44,11 +45,23 @@ def compress(model_path: str | Path, config_path: str | Path, out_path: str | Pa
             size=_size(model, new, model_path.stat().st_size, staged.size),
             layers=_layers(model, new), steps=[r.to_dict() for r in records],
             accuracy=accuracy_section(model, new, eval_data, ev, progress),
-            latency=latency_section(model, new, pipeline.latency, eval_data or calib),
+            latency=latency_section(model, new, pipeline.latency,
+                                    eval_data if isinstance(eval_data, Dataset) else calib),
         )
         report.gates = gates_section(pipeline.gates, report)
         staged.commit()
     return report
+
+
+def _evaluation(pipeline, model) -> Dataset | Path | None:
+    """An .npz evaluation set loaded and checked now; a text or pairs file as its path."""
+    ev = pipeline.evaluation
+    if ev.data is None:
+        return None
+    path = pipeline.resolve(ev.data)
+    if data_kind(path) != "npz":
+        return path
+    return load_dataset(path, model, ev.samples)
 
 
 def _calibration(pipeline, model) -> Dataset | None:

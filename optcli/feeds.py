@@ -20,7 +20,9 @@ def batch_feeds(model: Model, batch: int, data: Dataset | None = None, seq: int 
     for vi in model.graph.inputs:
         shape = [batch if d == "batch" else (seq if isinstance(d, str) else d)
                  for d in vi.shape]
-        if vi.dtype.startswith("int"):
+        if vi.meaning == "attention_mask":
+            feeds[vi.name] = np.ones(shape, vi.dtype)      # every position kept
+        elif vi.dtype.startswith("int"):
             feeds[vi.name] = rng.integers(0, _vocab_size(model, vi.name), shape).astype(vi.dtype)
         else:
             feeds[vi.name] = rng.standard_normal(shape).astype(vi.dtype)

@@ -9,6 +9,7 @@ Latency: both models timed interleaved in this process at the configured batch s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from optcli.bench import measure
@@ -19,12 +20,16 @@ from optcli.feeds import batch_feeds
 from optcli.graph import Model
 from optcli.progress import Progress
 from optcli.runtime import Runtime
+from optcli.text.evaluate_text import eval_text
 
 
-def accuracy_section(before: Model, after: Model, data: Dataset | None, ev: EvaluationConfig,
-                     progress: Progress) -> dict[str, Any] | None:
+def accuracy_section(before: Model, after: Model, data: Dataset | Path | None,
+                     ev: EvaluationConfig, progress: Progress) -> dict[str, Any] | None:
+    """Before/after on an .npz Dataset, or on a text / pairs file (a Path)."""
     if data is None:
         return None
+    if isinstance(data, Path):
+        return _text_accuracy(before, after, data, ev, progress)
     metric = pick_metric(before, data, ev.metric, has_reference=True)
     if metric in ("agreement", "cosine"):
         b_value = 1.0
@@ -36,10 +41,24 @@ def accuracy_section(before: Model, after: Model, data: Dataset | None, ev: Eval
         ra = evaluate(after, data, metric, reference=before, batch_size=ev.batch_size,
                       progress=progress)
         b_value, a_value, extra_b, extra_a = rb.value, ra.value, rb.extra, ra.extra
+    return _section(metric, b_value, a_value, len(data), data.path, extra_b, extra_a)
+
+
+def _text_accuracy(before: Model, after: Model, path: Path, ev: EvaluationConfig,
+                   progress: Progress) -> dict[str, Any]:
+    """Perplexity (language models, text) or retrieval top-1 (encoders, pairs), both models
+    on the same tokens; the compressed one also against the original (cosine)."""
+    rb = eval_text(before, path, max_tokens=ev.samples, progress=progress)
+    ra = eval_text(after, path, reference=before, max_tokens=ev.samples, progress=progress)
+    return _section(rb["metric"], rb["value"], ra["value"], rb["samples"], str(path), rb, ra)
+
+
+def _section(metric: str, b_value: float, a_value: float, samples: int, data: str,
+             extra_b: dict, extra_a: dict) -> dict[str, Any]:
     higher = HIGHER_IS_BETTER[metric]
     drop = (b_value - a_value) if higher else (a_value / b_value - 1.0)
     return {"metric": metric, "before": b_value, "after": a_value, "delta": a_value - b_value,
-            "drop": drop, "higher_is_better": higher, "samples": len(data), "data": data.path,
+            "drop": drop, "higher_is_better": higher, "samples": samples, "data": data,
             "details_before": extra_b, "details_after": extra_a}
 
 

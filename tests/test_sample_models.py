@@ -62,3 +62,34 @@ def test_compact_weights_run_the_compressed_form(tmp_path):
     bench = _json("bench", out, "--batch", "4", "--repeats", 2, "--weights", "compact")
     forms = {p["form"] for p in bench["plan"]}
     assert "decode-per-call" in forms or "csr" in forms
+
+
+def test_compress_reports_perplexity_on_plain_text(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("ABSURDITY, n.  A statement or belief manifestly inconsistent with one's "
+                    "own opinion. " * 6)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("steps:\n  - quantize: {}\nevaluation: {data: t.txt}\n"
+                   "latency: {repeats: 2, warmup: 0}\n")
+    doc = _json("compress", SAMPLES / "charlm.npz", "--config", cfg, "-o", tmp_path / "q.npz")
+    acc = doc["accuracy"]
+    assert acc["metric"] == "perplexity" and acc["higher_is_better"] is False
+    assert acc["samples"] == len(text.read_text()) - 1
+    assert abs(acc["drop"]) < 0.05 and acc["details_after"]["reference_perplexity"] == \
+        pytest.approx(acc["before"])
+
+
+@pytest.mark.skipif(not (ROOT / "real_models" / "minilm").is_dir(),
+                    reason="real_models/minilm not fetched (scripts/fetch_real_models.py)")
+def test_minilm_int8_pipeline(tmp_path):
+    model = tmp_path / "minilm.npz"
+    _json("import", ROOT / "real_models" / "minilm", "-o", model)
+    r = runner.invoke(app, ["compress", str(model), "--config",
+                            str(ROOT / "configs" / "minilm_int8.yaml"), "-o",
+                            str(tmp_path / "q.npz"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    acc = doc["accuracy"]
+    assert acc["metric"] == "top1" and acc["before"] == pytest.approx(0.315)
+    assert acc["details_after"]["cosine_to_reference"] > 0.999
+    assert doc["size"]["ratio"] > 1.5
