@@ -1,8 +1,7 @@
-"""Magnitude pruning: zero the weights of smallest absolute value, store the result sparse.
+"""The prune step: zero weights of the selected layers and store them sparse.
 
-Han, Pool, Tran, Dally, "Learning both Weights and Connections for Efficient Neural Networks",
-NeurIPS 2015. `scope: layer` prunes each layer to exactly `sparsity`; `scope: global` ranks all
-selected weights together, so layers with many small weights lose more.
+The method (optcli/pruning/) decides which weights go:
+- magnitude: smallest |w| (Han et al., NeurIPS 2015), per layer or global.
 
     steps:
       - prune: {method: magnitude, sparsity: 0.9, scope: global, exclude: [fc3]}
@@ -21,6 +20,7 @@ import numpy as np
 from optcli.formats import QuantizedTensor, SparseTensor, StoredTensor
 from optcli.graph import Model
 from optcli.params import param
+from optcli.pruning import METHODS
 from optcli.steps.base import StepContext, StepRecord, select_layers
 
 DESCRIPTION = "Zero the smallest-magnitude weights (per layer or global) and store them sparse."
@@ -28,7 +28,7 @@ DESCRIPTION = "Zero the smallest-magnitude weights (per layer or global) and sto
 
 @dataclass(frozen=True)
 class Config:
-    method: str = param("magnitude", "pruning criterion", choices=("magnitude",))
+    method: str = param("magnitude", "pruning criterion", choices=tuple(METHODS))
     sparsity: float = param(0.5, "fraction of each selected weight tensor set to zero",
                             check=lambda v: 0.0 <= v < 1.0, check_doc="0 <= sparsity < 1")
     scope: str = param("layer", "rank weights per layer or across all selected layers",
@@ -41,15 +41,12 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
     nodes = select_layers(model, config.layers, config.exclude)
     names = [n.inputs["weight"] for n in nodes]
     weights = [model.tensors[t].decode() for t in names]
-    if config.scope == "global":
-        masks = _global_masks(weights, config.sparsity)
-    else:
-        masks = [_layer_mask(w, config.sparsity) for w in weights]
+    pruned = METHODS[config.method](weights, config, None, context.rng())
     tensors = dict(model.tensors)
     record = StepRecord("prune", {})
-    for node, name, w, keep in zip(nodes, names, weights, masks):
+    for node, name, w in zip(nodes, names, pruned):
         old = model.tensors[name]
-        tensors[name] = _store_pruned(old, w, keep)
+        tensors[name] = _store_pruned(old, w, w != 0)
         record.layers.append({
             "layer": node.name, "tensor": name,
             "sparsity_before": round(1 - old.nonzeros / old.size, 6),
@@ -57,23 +54,6 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
             "encoding": tensors[name].describe(),
             "bytes_before": old.nbytes, "bytes_after": tensors[name].nbytes})
     return model.replace(tensors=tensors), record
-
-
-def _layer_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
-    """Keep-mask zeroing exactly round(sparsity * size) weights of smallest |w| (ties by index)."""
-    k = int(round(sparsity * w.size))
-    keep = np.ones(w.size, bool)
-    if k:
-        keep[np.argpartition(np.abs(w).ravel(), k - 1, kind="introselect")[:k]] = False
-    return keep.reshape(w.shape)
-
-
-def _global_masks(weights: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
-    """One ranking over all weights; the k smallest |w| anywhere are zeroed."""
-    flat = np.concatenate([np.abs(w).ravel() for w in weights])
-    keep = _layer_mask(flat, sparsity)
-    bounds = np.cumsum([0] + [w.size for w in weights])
-    return [keep[a:b].reshape(w.shape) for a, b, w in zip(bounds[:-1], bounds[1:], weights)]
 
 
 def _store_pruned(old: StoredTensor, w: np.ndarray, keep: np.ndarray) -> StoredTensor:
