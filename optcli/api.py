@@ -10,19 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from optcli.atomic import check_output_path, write_bytes_atomic
 from optcli.bench import measure, profile_ops
 from optcli.config import check_against_model, load_pipeline
 from optcli.data import load_dataset
 from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
-from optcli.io import (
-    check_output_path,
-    load_model,
-    save_model,
-    write_bytes_atomic,
-    write_npz_atomic,
-)
+from optcli.io import load_model, save_model, write_npz_atomic
 from optcli.params import describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from optcli.atomic import check_output_path
 from optcli.config import check_against_model, load_pipeline
 from optcli.data import Dataset, load_dataset
-from optcli.io import check_output_path, file_sha256, load_model, stage_model
+from optcli.io import file_sha256, load_model, stage_model
 from optcli.measure import accuracy_section, gates_section, latency_section
 from optcli.pipeline import run_steps
 from optcli.progress import NoProgress, Progress

@@ -6,7 +6,8 @@ An optcli model file is an uncompressed NumPy .npz archive:
 
 Reading never unpickles (`allow_pickle=False`), checks the archive's declared sizes before
 reading them, and validates manifest, tensors and graph before returning. Writing is atomic:
-a temporary file beside the target is written, flushed, re-read and verified, then renamed.
+a temporary file beside the target is written, flushed, re-read and verified, then renamed
+(optcli/atomic.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from optcli import __version__
+from optcli.atomic import StagedFile
 from optcli.errors import InputError, ModelFormatError, OptcliError
 from optcli.formats import ENCODINGS, StoredTensor
 from optcli.graph import Graph, Model, Node, ValueInfo, validate
@@ -222,84 +223,26 @@ def stage_model(model: Model, path: Path, *, force: bool = False,
                 protect: tuple[Path, ...] = ()) -> "StagedFile":
     """Write the model to a verified temporary file beside `path`; `commit()` renames it."""
     validate(model)
-    return StagedFile(path, to_arrays(model), force=force, protect=protect,
-                      verify=_from_arrays)
+    arrays = to_arrays(model)
+    return StagedFile(path, lambda f: write_npz(f, arrays), force=force, protect=protect,
+                      verify=lambda tmp: _verify(tmp, arrays, _from_arrays))
 
 
-class StagedFile:
-    """A file written to a temporary name, re-read and verified, renamed only on commit().
-
-    Used as a context manager: leaving the block without commit() (an error, Ctrl-C) removes
-    the temporary file, so nothing is ever left at the target path.
-    """
-
-    def __init__(self, path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
-                 protect: tuple[Path, ...] = (), verify=None):
-        check_output_path(path, force=force, protect=protect)
-        self.path, self.force, self.protect = path, force, protect
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self.tmp = Path(tmp)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write_npz(f, arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            back = read_npz(self.tmp)
-            if set(back) != set(arrays) or any(not np.array_equal(back[k], arrays[k])
-                                               for k in arrays):
-                raise OptcliError(f"{path}: verification of the written file failed")
-            if verify is not None:
-                verify(back)
-        except BaseException:
-            self.discard()
-            raise
-        self.size = self.tmp.stat().st_size
-        os.chmod(self.tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a new file gets 0644-ish
-
-    def commit(self) -> int:
-        check_output_path(self.path, force=self.force, protect=self.protect)
-        os.replace(self.tmp, self.path)
-        return self.size
-
-    def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "StagedFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.discard()
-
-
-def write_bytes_atomic(path: Path, data: bytes, *, force: bool = False,
-                       protect: tuple[Path, ...] = ()) -> int:
-    """Write `data` to a temporary file beside `path`, fsync, then rename (exports)."""
-    check_output_path(path, force=force, protect=protect)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.stat().st_size
+def _verify(tmp: Path, arrays: dict[str, np.ndarray], check=None) -> None:
+    """Re-read what was written: the same arrays, bit for bit (and a valid model)."""
+    back = read_npz(tmp)
+    if set(back) != set(arrays) or any(not np.array_equal(back[k], arrays[k]) for k in arrays):
+        raise OptcliError(f"{tmp}: verification of the written file failed")
+    if check is not None:
+        check(back)
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool = False,
                      protect: tuple[Path, ...] = ()) -> int:
     """Atomically write plain arrays (e.g. `optcli run` outputs); returns bytes on disk."""
-    with StagedFile(path, arrays, force=force, protect=protect) as staged:
+    with StagedFile(path, lambda f: write_npz(f, arrays), force=force, protect=protect,
+                    verify=lambda tmp: _verify(tmp, arrays)) as staged:
         return staged.commit()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
@@ -313,11 +256,3 @@ def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
                                           allow_pickle=False)
 
 
-def check_output_path(path: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> None:
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: output folder does not exist")
-    for p in protect:
-        if path.exists() and p.exists() and path.resolve() == p.resolve():
-            raise InputError(f"{path}: refusing to overwrite the input file")
-    if path.exists() and not force:
-        raise InputError(f"{path}: output exists; pass --force to replace it")
