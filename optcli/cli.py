@@ -44,7 +44,7 @@ def _guard(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             report, as_json = fn(*args, **kwargs)
-            show(report, as_json, Console(soft_wrap=as_json))
+            show(report, as_json, _stdout(as_json))
             if report.get("passed") is False:   # written and reported, but a gate failed
                 failed = ", ".join(g["gate"] for g in report["gates"] if not g["passed"])
                 raise GateFailed(f"quality gate failed: {failed}")
@@ -62,6 +62,15 @@ def _guard(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
             _error(f"optcli: internal error: {type(e).__name__}: {e} (rerun with --debug)")
             raise typer.Exit(EXIT_RUNTIME)
     return wrapper
+
+
+def _stdout(as_json: bool) -> Console:
+    """Results console: JSON unwrapped; tables 140 columns wide when not on a terminal (logs,
+    pipes), where rich would otherwise squeeze them into 80."""
+    console = Console(soft_wrap=as_json)
+    if not console.is_terminal and not as_json:
+        console = Console(width=140)
+    return console
 
 
 def _error(line: str) -> None:

@@ -39,7 +39,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     cells = [[str(x) for x in r] for r in rows]
     for i, c in enumerate(columns):
         numeric = bool(cells) and all(r[i][:1].isdigit() or r[i][:1] in "-+." for r in cells)
-        t.add_column(c, justify="right" if numeric and i else "left")
+        t.add_column(c, justify="right" if numeric and i else "left", no_wrap=(i == 0))
     for r in cells:
         t.add_row(*r)
     return t
