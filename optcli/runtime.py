@@ -3,16 +3,18 @@
 `Runtime(model, kernels="fast", weights="auto")` prepares an execution plan once, recorded in
 `plan()` with the bytes each tensor keeps resident:
 - dense tensors are used as they are;
-- weights="auto" (fastest): every compressed tensor is decoded once into a float32 buffer, so
-  compute runs at dense BLAS speed and resident memory is that of a float model;
+- weights="auto" (fastest): a sparse `linear` weight runs as a CSR sparse-dense product
+  (scipy.sparse, reads only the nonzeros) where the break-even densities measured on this
+  machine (kernels/breakeven.py) say CSR beats dense BLAS at batch 1 AND at batch 256, so it is
+  never the slower choice whatever the batch; every other compressed tensor is decoded once
+  into a float32 buffer and runs at dense BLAS speed;
 - weights="compact" (smallest): compressed tensors stay in their stored form while the model
-  runs. A sparse `linear` weight at density <= CSR_MAX_DENSITY runs as a CSR sparse-dense
-  product (scipy.sparse) that reads only the nonzeros; every other one (int8 codes, denser
-  sparse weights) is decoded just before the node that reads it and dropped after, which
-  costs one decode per call.
-Sparse kernels that beat dense ones (and an `auto` that picks them per layer from measured
-break-even points) and packed low-bit kernels extend this plan in the pruning and
-quantization issues.
+  runs. A sparse `linear` weight runs as CSR where CSR beats dense at batch 1 OR 256 (the
+  alternative, decoding per call, is slower than dense anyway); every other one (int8 codes,
+  denser sparse weights) is decoded just before the node that reads it and dropped after,
+  which costs one decode per call.
+The plan records each choice ("csr", "decoded", "decode-per-call"). Packed low-bit kernels
+extend it in the quantization issue.
 Each node's kernel and resolved attributes are looked up once, and the last use of every value
 is found so intermediates are freed as soon as possible. `kernels="reference"` runs the naive
 oracle kernels and decodes every tensor up front: the tests' ground truth.
@@ -39,12 +41,9 @@ from optcli.errors import DataError
 from optcli.formats import SparseTensor, StoredTensor
 from optcli.graph import Model, Node, ValueInfo
 from optcli.kernels import bind, kernel_table, sparse
+from optcli.kernels.breakeven import csr_is_faster
 from optcli.ops import OPS
 
-# In compact mode a sparse linear weight at or below this density runs as CSR (it then reads
-# ~1/10 of the dense bytes); denser ones are decoded per call. The pruning issue replaces this
-# fixed point with break-even densities measured per layer size and batch.
-CSR_MAX_DENSITY = 0.10
 WEIGHT_POLICIES = ("auto", "compact")
 TRANSPOSE_DENSE_MAX_BYTES = 128 << 20
 _FINITE_SUM_MIN = 4096      # inputs from this size take a SIMD sum, not a dot (_all_finite)
@@ -87,12 +86,14 @@ class Runtime:
     def _choose_form(self, name: str, t: StoredTensor) -> str:
         if t.encoding == "dense":
             return "dense"
-        if self.kernels == "reference" or self.policy == "auto":
+        if self.kernels == "reference":
             return "decoded"
+        rule = all if self.policy == "auto" else any         # see the module docstring
         if (isinstance(t, SparseTensor) and sparse.available() and len(t.shape) == 2
-                and t.nonzeros <= CSR_MAX_DENSITY * t.size and self._only_linear_weight(name)):
+                and csr_is_faster(t.rows, t.cols, t.nonzeros / t.size, rule)
+                and self._only_linear_weight(name)):
             return "csr"
-        return "decode-per-call"
+        return "decoded" if self.policy == "auto" else "decode-per-call"
 
     def _only_linear_weight(self, name: str) -> bool:
         uses = [(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()

@@ -2,8 +2,8 @@
 
 y[B, out] = x[B, in] @ W[out, in].T is computed as (W @ x.T).T, a sparse-dense product that
 touches only the stored nonzeros: it wins over dense BLAS only at high sparsity (the runtime's
-plan decides, see runtime.CSR_MAX_DENSITY). The oracle is the reference `linear` on the
-decoded dense weight.
+plan decides from the break-even densities in kernels/breakeven.py). The oracle is the
+reference `linear` on the decoded dense weight.
 """
 
 from __future__ import annotations

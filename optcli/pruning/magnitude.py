@@ -2,7 +2,8 @@
 
 Han, Pool, Tran, Dally, "Learning both Weights and Connections for Efficient Neural Networks",
 NeurIPS 2015. `scope: layer` prunes each layer to exactly `sparsity`; `scope: global` ranks all
-selected weights together, so layers with many small weights lose more.
+selected weights together, so layers with many small weights lose more. With `threshold: t`
+(instead of a sparsity) every weight with |w| < t is zeroed, whatever the scope.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 
 def prune_layers(weights: list[np.ndarray], config: Any, inputs: Any,
                  rng: np.random.Generator) -> list[np.ndarray]:
-    if config.scope == "global":
+    if getattr(config, "threshold", None) is not None:
+        masks = [np.abs(w) >= config.threshold for w in weights]
+    elif config.scope == "global":
         masks = global_masks([np.abs(w) for w in weights], config.sparsity)
     else:
         masks = [lowest_mask(np.abs(w), config.sparsity) for w in weights]

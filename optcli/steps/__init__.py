@@ -6,9 +6,10 @@ its module and one line here; `optcli steps`, validation and the README table al
 
 from types import ModuleType
 
-from optcli.steps import prune, quantize
+from optcli.steps import prune, quantize, shrink
 
 STEPS: dict[str, ModuleType] = {
     "prune": prune,
     "quantize": quantize,
+    "shrink": shrink,
 }

@@ -1,10 +1,29 @@
 """The prune step: zero weights of the selected layers and store them sparse.
 
 The method (optcli/pruning/) decides which weights go:
-- magnitude: smallest |w| (Han et al., NeurIPS 2015), per layer or global.
+- magnitude: smallest |w| (Han et al., NeurIPS 2015), per layer or global; or every
+  |w| < `threshold` instead of a sparsity.
+- random: a uniformly random (1 - sparsity) of each layer, seeded from the pipeline seed: the
+  baseline every method must beat (Frankle et al., ICLR 2021).
+- nm: N:M, the n largest |w| in every m consecutive inputs of each row (2:4: Mishra et al.
+  2021); conv weights are grouped along C*kh*kw.
+- wanda: smallest |w| * ||x_j||_2 per output row, from calibration activations (Sun, Liu,
+  Bair, Kolter, ICLR 2024); N:M when m > 0.
+- sparsegpt: OBS mask selection and reconstruction of the kept weights from the calibration
+  Hessian X^T X, blockwise with `damping` and `block_size` (Frantar & Alistarh, ICML 2023);
+  N:M when m > 0.
+wanda and sparsegpt need a `calibration:` section, prune linear layers only (exclude conv
+layers) and statistics are computed once per step, on the step's input model.
 
+    calibration: {data: calib.npz, samples: 128}
     steps:
       - prune: {method: magnitude, sparsity: 0.9, scope: global, exclude: [fc3]}
+      - prune: {method: nm, n: 2, m: 4}
+      - prune: {method: sparsegpt, sparsity: 0.5, damping: 0.01, block_size: 128}
+
+Guards (any method): no layer keeps fewer than `min_keep` weights (it gets back its largest
+|w|), and a layer emptied by global ranking or a threshold keeps them too unless
+`allow_layer_removal: true`.
 
 Weights already zero count towards the sparsity. The pruned tensor is stored in the sparse
 encoding (csr or bitmask, whichever is smaller); a symmetric per-output-channel int8 tensor
@@ -17,13 +36,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optcli.calibration import LayerInputs, layer_inputs
+from optcli.errors import StepError
 from optcli.formats import QuantizedTensor, SparseTensor, StoredTensor
-from optcli.graph import Model
+from optcli.graph import Model, Node
 from optcli.params import param
-from optcli.pruning import METHODS
+from optcli.pruning import METHODS, NEEDS_CALIBRATION, NEEDS_HESSIAN
+from optcli.pruning.checks import check_config
+from optcli.pruning.guards import keep_floor
 from optcli.steps.base import StepContext, StepRecord, select_layers
 
-DESCRIPTION = "Zero the smallest-magnitude weights (per layer or global) and store them sparse."
+DESCRIPTION = ("Zero weights (magnitude per layer or global, random, N:M, Wanda, SparseGPT) "
+               "and store them sparse.")
 
 
 @dataclass(frozen=True)
@@ -35,13 +59,34 @@ class Config:
                        choices=("layer", "global"))
     layers: list = param(["*"], "glob patterns of layer (node) names to prune")
     exclude: list = param([], "glob patterns of layer names to leave alone")
+    n: int = param(0, "N of N:M: weights kept per group (method nm; wanda/sparsegpt when m > 0)",
+                   check=lambda v: v >= 0, check_doc=">= 0")
+    m: int = param(0, "M of N:M: group size along the input dimension (0: unstructured)",
+                   check=lambda v: v >= 0, check_doc=">= 0")
+    threshold: float | None = param(None, "magnitude only: zero every |w| < threshold "
+                                    "(instead of a sparsity)", type=float,
+                                    check=lambda v: v >= 0, check_doc=">= 0")
+    min_keep: int = param(1, "no layer keeps fewer than this many weights",
+                          check=lambda v: v >= 0, check_doc=">= 0")
+    allow_layer_removal: bool = param(False, "let global ranking or a threshold empty a "
+                                      "layer entirely (min_keep then not applied to it)")
+    damping: float = param(0.01, "sparsegpt: ridge added to the Hessian diagonal, as a "
+                           "fraction of its mean (x10 up to 3 times if still singular)",
+                           check=lambda v: v > 0, check_doc="> 0")
+    block_size: int = param(128, "sparsegpt: columns pruned and updated together (lazy "
+                            "batch updates between blocks)", check=lambda v: v >= 1,
+                            check_doc=">= 1")
 
 
 def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, StepRecord]:
     nodes = select_layers(model, config.layers, config.exclude)
     names = [n.inputs["weight"] for n in nodes]
     weights = [model.tensors[t].decode() for t in names]
-    pruned = METHODS[config.method](weights, config, None, context.rng())
+    check_config(config, [n.name for n in nodes], weights)
+    inputs = _calibration_stats(model, nodes, config, context)
+    pruned = METHODS[config.method](weights, config, inputs, context.rng())
+    pruned = [keep_floor(w, p, config.min_keep, config.allow_layer_removal)
+              for w, p in zip(weights, pruned)]
     tensors = dict(model.tensors)
     record = StepRecord("prune", {})
     for node, name, w in zip(nodes, names, pruned):
@@ -54,6 +99,18 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
             "encoding": tensors[name].describe(),
             "bytes_before": old.nbytes, "bytes_after": tensors[name].nbytes})
     return model.replace(tensors=tensors), record
+
+
+def _calibration_stats(model: Model, nodes: list[Node], config: Config,
+                       context: StepContext) -> list[LayerInputs] | None:
+    """Per-layer input statistics (in the order of `nodes`) for methods that need them."""
+    if config.method not in NEEDS_CALIBRATION:
+        return None
+    if context.calibration is None:
+        raise StepError(f"method '{config.method}' needs a calibration: section in the pipeline")
+    stats = layer_inputs(model, nodes, context.calibration(),
+                         hessian=config.method in NEEDS_HESSIAN)
+    return [stats[n.name] for n in nodes]
 
 
 def _store_pruned(old: StoredTensor, w: np.ndarray, keep: np.ndarray) -> StoredTensor:
