@@ -121,6 +121,11 @@ def parse_pipeline(text: str, source: str, base_dir: Path) -> Pipeline:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"{source}:{marks.get('seed')}: 'seed' must be a non-negative integer")
     steps = tuple(_step(i, item, source, marks) for i, item in enumerate(_steps(raw, source)))
+    for spec in steps:
+        needs = getattr(STEPS[spec.name], "needs_calibration", None)
+        if needs is not None and needs(spec.config) and "calibration" not in sections:
+            raise ConfigError(f"{source}: '{spec.path}' needs a 'calibration:' section "
+                              "(calibration: {data: FILE, samples: N})")
     return Pipeline(steps=steps, seed=seed, source=source, base_dir=base_dir, **sections)
 
 
@@ -151,8 +156,12 @@ def _step(i: int, item: Any, source: str, marks: dict[str, int]) -> StepSpec:
         did = f"did you mean '{hint[0]}'? " if hint else ""
         raise ConfigError(f"{source}:{marks.get(path)}: unknown step '{name}' at '{path}'; "
                           f"{did}valid steps: {', '.join(STEPS)}")
-    return StepSpec(name, build(STEPS[name].Config, params, f"{path}.{name}", source, marks),
-                    f"{path}.{name}")
+    config = build(STEPS[name].Config, params, f"{path}.{name}", source, marks)
+    check = getattr(STEPS[name], "check", None)       # cross-parameter rules of the step
+    problem = check(config) if check is not None else None
+    if problem:
+        raise ConfigError(f"{source}:{marks.get(path)}: '{path}.{name}': {problem}")
+    return StepSpec(name, config, f"{path}.{name}")
 
 
 def check_against_model(pipeline: Pipeline, model: Model) -> None:

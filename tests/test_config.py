@@ -51,6 +51,9 @@ description: an example
     ("steps:\n  - prune: !!python/object:os.system {}\n", r"p.yaml:2"),
     ("a: 1\na: 2\n", r"duplicate key 'a'"),
     ("- just a list\n", r"must be a mapping"),
+    ("steps:\n  - prune: {method: wanda}\n", r"'steps\[0\].prune' needs a 'calibration:'"),
+    ("steps:\n  - prune: {method: nm, n: 4, m: 2}\n", r"p.yaml:2: 'steps\[0\].prune'.*0 < n < m"),
+    ("steps:\n  - prune: {method: random, threshold: 0.1}\n", r"threshold.*magnitude only"),
 ])
 def test_bad_pipelines_name_the_key_and_line(text, message):
     with pytest.raises(ConfigError, match=message):

@@ -42,7 +42,7 @@ from optcli.formats import QuantizedTensor, SparseTensor, StoredTensor
 from optcli.graph import Model, Node
 from optcli.params import param
 from optcli.pruning import METHODS, NEEDS_CALIBRATION, NEEDS_HESSIAN
-from optcli.pruning.checks import check_config
+from optcli.pruning.checks import check_config, param_problem
 from optcli.pruning.guards import keep_floor
 from optcli.steps.base import StepContext, StepRecord, select_layers
 
@@ -76,6 +76,15 @@ class Config:
     block_size: int = param(128, "sparsegpt: columns pruned and updated together (lazy "
                             "batch updates between blocks)", check=lambda v: v >= 1,
                             check_doc=">= 1")
+
+
+def check(config: Config) -> str | None:
+    """Problems with the combination of parameters, found when the YAML is parsed."""
+    return param_problem(config)
+
+
+def needs_calibration(config: Config) -> bool:
+    return config.method in NEEDS_CALIBRATION
 
 
 def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, StepRecord]:
