@@ -195,11 +195,12 @@ def shrink(model: Model, plan: Plan, removed: np.ndarray, units: int) -> Cut:
     _check_not_shared(model, plan)
     tensors, notes, nodes = dict(model.tensors), [], {}
     touched = [t for n in plan.path + [model.graph.node(m) for m in plan.members]
-               if n.op in CONSUMERS + ("batchnorm",) for t in _weights(n)]
+               if n.op in CONSUMERS + ("batchnorm",) for t in node_tensors(n)]
     for n in [model.graph.node(m) for m in plan.members] + plan.path:
         if n.name in plan.members or n.op == "batchnorm":
-            for t in _weights(n):           # rows of weight [out, ...], entries of bias [out]
-                tensors[t] = _store(np.delete(_array(tensors[t], t, notes), removed, axis=0))
+            for t in node_tensors(n):           # rows of weight [out, ...], entries of bias [out]
+                kept = np.delete(dense_array(tensors[t], t, notes), removed, axis=0)
+                tensors[t] = dense_tensor(kept)
         elif n.op in CONSUMERS:
             nodes[n.name] = _cut_inputs(n, plan.kinds[n.inputs["x"]], removed, units,
                                         values[n.inputs["x"]], tensors, notes)
@@ -216,13 +217,13 @@ def _cut_inputs(n: Node, kind: str, removed: np.ndarray, units: int, value: np.n
                 tensors: dict[str, StoredTensor], notes: list[str]) -> Node:
     """Drop a consumer's input columns (linear [out, in]) or channels (conv [O, C, kh, kw]);
     the removed units' constant `value` is folded into its bias: b += W[:, cols] @ value."""
-    w = _array(tensors[n.inputs["weight"]], n.inputs["weight"], notes)
+    w = dense_array(tensors[n.inputs["weight"]], n.inputs["weight"], notes)
     cols, value = removed, value
     if kind == "flat":                      # channel c of [C, H, W] is columns c*HW .. c*HW+HW-1
         block = w.shape[1] // units
         cols = (removed[:, None] * block + np.arange(block)).ravel()
         value = np.repeat(value, block)
-    tensors[n.inputs["weight"]] = _store(np.delete(w, cols, axis=1))
+    tensors[n.inputs["weight"]] = dense_tensor(np.delete(w, cols, axis=1))
     if not np.any(value):
         return n
     if n.op == "conv2d" and _pads(n.attrs.get("padding", 0)):
@@ -230,25 +231,25 @@ def _cut_inputs(n: Node, kind: str, removed: np.ndarray, units: int, value: np.n
     # a constant channel convolves (no padding) to value * sum of its kernel window
     delta = w[:, cols].reshape(w.shape[0], cols.size, -1).sum(-1).astype(np.float64) @ value
     bias = n.inputs.get("bias") or _free_name(tensors, f"{n.name}.bias")
-    old = (_array(tensors[bias], bias, notes) if bias in tensors
+    old = (dense_array(tensors[bias], bias, notes) if bias in tensors
            else np.zeros(w.shape[0], np.float32))
-    tensors[bias] = _store((old + delta).astype(old.dtype))
+    tensors[bias] = dense_tensor((old + delta).astype(old.dtype))
     return Node(n.name, n.op, {**n.inputs, "bias": bias}, n.outputs, n.attrs)
 
 
-def _weights(n: Node) -> list[str]:
+def node_tensors(n: Node) -> list[str]:
     return [n.inputs[r] for r in OPS[n.op].weights if r in n.inputs]
 
 
 def _check_not_shared(model: Model, plan: Plan) -> None:
     uses = Counter(v for n in model.graph.nodes for v in n.input_names())
     for n in plan.path + [model.graph.node(m) for m in plan.members]:
-        for t in _weights(n):
+        for t in node_tensors(n):
             if uses[t] > 1:
                 raise NotShrinkable(f"tensor '{t}' is shared by several nodes")
 
 
-def _array(t: StoredTensor, name: str, notes: list[str]) -> np.ndarray:
+def dense_array(t: StoredTensor, name: str, notes: list[str]) -> np.ndarray:
     """A float array of the tensor: dense data as stored, other encodings decoded (noted)."""
     if isinstance(t, DenseTensor) and t.data.dtype.kind == "f":
         return t.data
@@ -256,7 +257,7 @@ def _array(t: StoredTensor, name: str, notes: list[str]) -> np.ndarray:
     return t.decode()
 
 
-def _store(a: np.ndarray) -> DenseTensor:
+def dense_tensor(a: np.ndarray) -> DenseTensor:
     return DenseTensor(np.ascontiguousarray(a))
 
 
