@@ -90,6 +90,11 @@ def mlp_data(tmp_path: Path) -> Path:
     return p
 
 
+def stored_arrays(model: Model) -> dict[str, dict[str, np.ndarray]]:
+    """Copies of every stored array, to check later that a step did not mutate its input."""
+    return {n: {k: a.copy() for k, a in t.arrays().items()} for n, t in model.tensors.items()}
+
+
 def write_yaml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

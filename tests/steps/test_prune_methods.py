@@ -9,7 +9,7 @@ from optcli.errors import StepError
 from optcli.pruning import magnitude, wanda
 from optcli.steps import prune
 from optcli.steps.base import StepContext, select_layers
-from tests.conftest import make_cnn, make_lm, make_mlp
+from tests.conftest import make_cnn, make_lm, make_mlp, stored_arrays
 
 
 def _images(n=96, seed=1, correlated=False):
@@ -35,22 +35,19 @@ def _w(model, name):
     return model.tensors[name].decode()
 
 
-def _arrays(model):
-    return {n: {k: a.copy() for k, a in t.arrays().items()} for n, t in model.tensors.items()}
-
 
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 @pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.9])
 def test_exact_sparsity_per_row_and_input_unchanged(method, sparsity):
     m = make_mlp()
-    before = _arrays(m)
+    before = stored_arrays(m)
     out, rec = _prune(m, _images(), method=method, sparsity=sparsity)
     for i in (1, 2, 3):
         p = _w(out, f"fc{i}.weight")
         zeros = (p == 0).sum(axis=1)
         assert (zeros == round(sparsity * p.shape[1])).all(), (method, i)
     assert [r["layer"] for r in rec.layers] == ["fc1", "fc2", "fc3"]
-    after = _arrays(m)
+    after = stored_arrays(m)
     for name, arrs in before.items():
         for k, a in arrs.items():
             np.testing.assert_array_equal(a, after[name][k])

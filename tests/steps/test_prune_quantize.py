@@ -11,7 +11,7 @@ from optcli.formats import QuantizedTensor, SparseTensor
 from optcli.io import load_model, save_model
 from optcli.steps import STEPS, prune, quantize
 from optcli.steps.base import StepContext
-from tests.conftest import make_cnn, make_mlp
+from tests.conftest import make_cnn, make_mlp, stored_arrays
 
 CTX = StepContext(seed=0)
 
@@ -19,9 +19,6 @@ CTX = StepContext(seed=0)
 def _apply(step, model, **params):
     return STEPS[step].apply(model, STEPS[step].Config(**params), CTX)
 
-
-def _arrays(model):
-    return {n: {k: a.copy() for k, a in t.arrays().items()} for n, t in model.tensors.items()}
 
 
 @settings(max_examples=25, deadline=None)
@@ -60,10 +57,10 @@ def test_global_scope_ranks_across_layers():
 
 def test_steps_never_mutate_their_input():
     m = make_cnn()
-    before = _arrays(m)
+    before = stored_arrays(m)
     graph, prov = copy.deepcopy(m.graph), copy.deepcopy(m.provenance)
     mid, _ = _apply("prune", m, sparsity=0.7)
-    mid_before = _arrays(mid)
+    mid_before = stored_arrays(mid)
     _apply("quantize", mid)
     for name, arrays in before.items():
         for k, a in arrays.items():

@@ -10,7 +10,7 @@ from optcli.io import load_model, save_model
 from optcli.runtime import Runtime
 from optcli.steps import STEPS
 from optcli.steps.base import StepContext
-from tests.conftest import SAMPLES, make_cnn, make_lm, make_mlp
+from tests.conftest import SAMPLES, make_cnn, make_lm, make_mlp, stored_arrays
 
 CTX = StepContext(seed=0)
 
@@ -50,9 +50,6 @@ def _assert_equals_zeroed(model, out, record):
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5)
 
-
-def _arrays(model):
-    return {n: {k: a.copy() for k, a in t.arrays().items()} for n, t in model.tensors.items()}
 
 
 def _params(model):
@@ -103,7 +100,7 @@ SHRUNK = {"mlp": {"fc1": 32, "fc2": 16}, "cnn": {"conv1": 4}, "lm": {"mlp.up": 6
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9])
 def test_shrunk_model_equals_dense_model_with_units_zeroed(name, sparsity):
     m = MODELS[name]()
-    before = _arrays(m)
+    before = stored_arrays(m)
     out, rec = _apply("shrink", m, sparsity=sparsity)
     assert {r["layer"]: r["units_before"] for r in rec.layers} == SHRUNK[name]
     for r in rec.layers:
@@ -115,8 +112,9 @@ def test_shrunk_model_equals_dense_model_with_units_zeroed(name, sparsity):
         assert r["params_after"] <= r["params_before"]
     _assert_equals_zeroed(m, out, rec)
     assert (_params(out) < _params(m)) == (sparsity >= 0.3)
-    assert _arrays(m).keys() == before.keys() and all(
-        np.array_equal(a, before[t][k]) for t, arrs in _arrays(m).items() for k, a in arrs.items())
+    after = stored_arrays(m)
+    assert after.keys() == before.keys() and all(
+        np.array_equal(a, before[t][k]) for t, arrs in after.items() for k, a in arrs.items())
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -10,7 +10,7 @@ from optcli.formats import DenseTensor
 from optcli.runtime import Runtime
 from optcli.steps import STEPS
 from optcli.steps.base import StepContext
-from tests.conftest import make_lm
+from tests.conftest import make_lm, stored_arrays
 
 CTX = StepContext(seed=0)
 
@@ -72,19 +72,16 @@ def _assert_equals_zeroed(model, out, record):
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5)
 
 
-def _arrays(model):
-    return {n: {k: a.copy() for k, a in t.arrays().items()} for n, t in model.tensors.items()}
-
 
 def _unchanged(model, before):
-    after = _arrays(model)
+    after = stored_arrays(model)
     return after.keys() == before.keys() and all(
         np.array_equal(a, before[t][k]) for t, arrs in after.items() for k, a in arrs.items())
 
 
 def test_lm_loses_one_of_two_heads_and_equals_the_zeroed_model():
     m = make_lm()
-    before = _arrays(m)
+    before = stored_arrays(m)
     out, rec = _apply(m, sparsity=0.0, heads=0.5)
     row = rec.layers[0]
     assert row["layer"] == "attention_1" and row["heads"] == ["attn.q", "attn.k", "attn.v",
@@ -104,7 +101,7 @@ def test_lm_loses_one_of_two_heads_and_equals_the_zeroed_model():
     (4, 2, 0.5, 2), (4, 2, 0.9, 2), (2, None, 0.5, 1), (4, None, 0.5, 2), (4, 1, 0.9, 0)])
 def test_shrunk_block_equals_the_zeroed_model(rope, heads, kv_heads, fraction, removed):
     m = _attn_block(heads, kv_heads, rope)
-    before = _arrays(m)
+    before = stored_arrays(m)
     out, rec = _apply(m, sparsity=0.0, heads=fraction)
     row = [r for r in rec.layers if r["layer"] == "attn"][0]
     assert row["heads_after"] == heads - removed >= 1 and len(row["removed_heads"]) == removed
