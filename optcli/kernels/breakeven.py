@@ -1,17 +1,15 @@
 """Where CSR `linear` (scipy.sparse) beats dense BLAS: break-even densities measured here.
 
-Measured by `benchmarks/sparse_breakeven.py --sizes 256,512,1024,4096 --repeats 21 --threads 1`
-on 2026-11-28 (2-core Skylake-X VM, OpenBLAS 0.3.31, scipy 1.17.1, NumPy 2.4.6): square
-weights W[n, n], density = nonzeros / size, fastest of the interleaved runs of each side. CSR
-is faster below the density given. Two regimes: batch 1 (a matrix-vector product, bound by
-reading W, so CSR wins while its ~8 bytes per nonzero read less than 4 bytes per weight) and
-batch 256 (a matrix product, where dense BLAS is compute-efficient). Small layers never win at
-batch 1: scipy's call overhead (~10 us) is more than the whole dense product.
-
-BLAS ran on one thread because the machine was shared while measuring (a busy neighbour
-stalls 2-thread BLAS by milliseconds, which made the default-thread numbers meaningless). On
-an idle machine two BLAS threads make dense batch-256 up to ~2x faster, so `SAFETY` scales
-every measured density down by 2 to keep "CSR is never the slower choice".
+Measured by `benchmarks/sparse_breakeven.py --sizes 256,512,1024,4096 --repeats 21` (BLAS
+default threads, i.e. 2) on 2026-11-28 on an idle 2-core Skylake-X VM (OpenBLAS 0.3.31,
+scipy 1.17.1, NumPy 2.4.6): square weights W[n, n], density = nonzeros / size, fastest of the
+interleaved runs of each side; each entry is the lower of two runs. CSR is faster below the
+density given. Two regimes: batch 1 (a matrix-vector product, bound by reading W, so CSR wins
+while its ~8 bytes per nonzero read less than 4 bytes per weight) and batch 256 (a matrix
+product, where dense BLAS is compute-efficient). Small layers never win at batch 1: scipy's
+call overhead (~10 us) is more than the whole dense product. (An earlier single-thread
+measurement under load gave 2-3x higher break-evens at batch 256: dense BLAS on two threads
+is what CSR has to beat here.)
 """
 
 from __future__ import annotations
@@ -20,12 +18,12 @@ from typing import Callable, Iterable
 
 # weight side n (W is n x n) -> {batch: break-even density}; 0.0: CSR never faster
 BREAKEVEN: dict[int, dict[int, float]] = {
-    256: {1: 0.0, 256: 0.110},
-    512: {1: 0.068, 256: 0.131},
-    1024: {1: 0.076, 256: 0.149},
-    4096: {1: 0.191, 256: 0.098},
+    256: {1: 0.0, 256: 0.016},
+    512: {1: 0.045, 256: 0.027},
+    1024: {1: 0.049, 256: 0.049},
+    4096: {1: 0.126, 256: 0.054},
 }
-SAFETY = 0.5            # see above: measured single-threaded, the runtime uses all BLAS threads
+SAFETY = 1.0            # measured with the BLAS threads the runtime uses; lower of two runs
 BATCHES = (1, 256)
 
 

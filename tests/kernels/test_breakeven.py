@@ -36,23 +36,23 @@ def test_between_measured_sizes_the_smaller_figure_applies():
 def _wide(sparsity: float):
     rng = np.random.default_rng(0)
     b = GraphBuilder("wide", task={"kind": "regression"})
-    w = rng.standard_normal((1024, 1024)).astype(np.float32)
-    h = b.add("linear", name="fc", x=b.input("x", ["batch", 1024]), weight=b.weight("fc.w", w),
-              bias=b.weight("fc.b", rng.standard_normal(1024).astype(np.float32)))
-    b.output(b.add("relu", x=h), "logits", ["batch", 1024])
+    w = rng.standard_normal((512, 512)).astype(np.float32)
+    h = b.add("linear", name="fc", x=b.input("x", ["batch", 512]), weight=b.weight("fc.w", w),
+              bias=b.weight("fc.b", rng.standard_normal(512).astype(np.float32)))
+    b.output(b.add("relu", x=h), "logits", ["batch", 512])
     cfg = STEPS["prune"].Config(sparsity=sparsity)
     return STEPS["prune"].apply(b.build(), cfg, StepContext())[0]
 
 
 @pytest.mark.skipif(not sparse.available(), reason="scipy not installed")
 @pytest.mark.parametrize("sparsity, auto_form, compact_form", [
-    (0.99, "csr", "csr"),              # below both break-evens
-    (0.95, "decoded", "csr"),          # CSR wins at batch 256 only: auto keeps dense
+    (0.99, "csr", "csr"),              # below both break-evens of a 512 x 512 weight
+    (0.965, "decoded", "csr"),         # CSR wins at batch 1 only: auto keeps dense
     (0.5, "decoded", "decode-per-call"),
 ])
 def test_runtime_picks_csr_only_where_it_is_faster(sparsity, auto_form, compact_form):
     m = _wide(sparsity)
-    x = {"x": np.random.default_rng(1).standard_normal((3, 1024)).astype(np.float32)}
+    x = {"x": np.random.default_rng(1).standard_normal((3, 512)).astype(np.float32)}
     want = Runtime(m, "reference").run(x)["logits"]
     for policy, form in (("auto", auto_form), ("compact", compact_form)):
         rt = Runtime(m, weights=policy)
