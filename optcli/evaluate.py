@@ -32,6 +32,7 @@ class EvalResult:
     value: float
     samples: int
     extra: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, float] = field(default_factory=dict)   # the reference's own metrics
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": self.value, "samples": self.samples,
@@ -59,16 +60,18 @@ def evaluate(model: Model, data: Dataset, metric: str = "auto", reference: Model
         raise DataError(f"metric '{metric}' needs a reference model (--reference)")
     rt = runtime or Runtime(model)
     ref_rt = Runtime(reference) if reference is not None else None
-    acc = _Accumulator()
+    acc, ref_acc = _Accumulator(), _Accumulator()
     out_name = model.graph.outputs[0].name
     total = (len(data) + batch_size - 1) // batch_size
     for feeds, labels in progress.track(data.batches(batch_size), total, f"eval {model.name}"):
         y = rt.run(feeds)[out_name]
         acc.add_outputs(y, labels, feeds, model)
-        if ref_rt is not None:
-            acc.add_reference(y, ref_rt.run(feeds)[reference.graph.outputs[0].name])
+        if ref_rt is not None:       # one reference pass serves agreement and its own metrics
+            ref_y = ref_rt.run(feeds)[reference.graph.outputs[0].name]
+            acc.add_reference(y, ref_y)
+            ref_acc.add_outputs(ref_y, labels, feeds, reference)
     extra = acc.summary()
-    return EvalResult(metric, extra[metric], len(data), extra)
+    return EvalResult(metric, extra[metric], len(data), extra, ref_acc.summary())
 
 
 class _Accumulator:

@@ -36,21 +36,22 @@ def accuracy_section(before: Model, after: Model, data: Dataset | Path | None,
         res = evaluate(after, data, metric, reference=before, batch_size=ev.batch_size,
                        progress=progress)
         a_value, extra_b, extra_a = res.value, {}, res.extra
-    else:
-        rb = evaluate(before, data, metric, batch_size=ev.batch_size, progress=progress)
+    else:   # the original runs once, as the reference: its metrics are the "before"
         ra = evaluate(after, data, metric, reference=before, batch_size=ev.batch_size,
                       progress=progress)
-        b_value, a_value, extra_b, extra_a = rb.value, ra.value, rb.extra, ra.extra
+        b_value, a_value, extra_b, extra_a = ra.reference[metric], ra.value, ra.reference, ra.extra
     return _section(metric, b_value, a_value, len(data), data.path, extra_b, extra_a)
 
 
 def _text_accuracy(before: Model, after: Model, path: Path, ev: EvaluationConfig,
                    progress: Progress) -> dict[str, Any]:
     """Perplexity (language models, text) or retrieval top-1 (encoders, pairs), both models
-    on the same tokens; the compressed one also against the original (cosine)."""
-    rb = eval_text(before, path, max_tokens=ev.samples, progress=progress)
+    on the same tokens; the original runs once, as the reference of the compressed one."""
     ra = eval_text(after, path, reference=before, max_tokens=ev.samples, progress=progress)
-    return _section(rb["metric"], rb["value"], ra["value"], rb["samples"], str(path), rb, ra)
+    metric = ra["metric"]
+    b_value = ra[f"reference_{metric}"]
+    extra_b = {k[len("reference_"):]: v for k, v in ra.items() if k.startswith("reference_")}
+    return _section(metric, b_value, ra["value"], ra["samples"], str(path), extra_b, ra)
 
 
 def _section(metric: str, b_value: float, a_value: float, samples: int, data: str,
