@@ -15,12 +15,14 @@ checks that need the model: every layer selector must match a layer.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optcli.errors import ConfigError, InputError
+from optcli.gradual import GradualConfig, schedule_problem, sparsity_at
 from optcli.graph import Model
 from optcli.params import build, param
 from optcli.steps import STEPS
@@ -77,6 +79,7 @@ class StepSpec:
     name: str
     config: Any
     path: str            # 'steps[1].quantize', for messages
+    round: str = ""      # '2/4' inside a gradual block
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,12 @@ def parse_pipeline(text: str, source: str, base_dir: Path) -> Pipeline:
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"{source}:{marks.get('seed')}: 'seed' must be a non-negative integer")
-    steps = tuple(_step(i, item, source, marks) for i, item in enumerate(_steps(raw, source)))
+    steps = tuple(spec for i, item in enumerate(_steps(raw, source))
+                  for spec in _step_or_block(f"steps[{i}]", item, source, marks))
+    for spec, nxt in zip(steps, steps[1:]):       # a step module may declare LAST = True
+        if getattr(STEPS[spec.name], "LAST", False):
+            raise ConfigError(f"{source}: '{spec.path}' must be the last step, but "
+                              f"'{nxt.path}' follows it")
     for spec in steps:
         needs = getattr(STEPS[spec.name], "needs_calibration", None)
         if needs is not None and needs(spec.config) and "calibration" not in sections:
@@ -145,17 +153,49 @@ def _steps(raw: dict[str, Any], source: str) -> list[Any]:
     return steps
 
 
-def _step(i: int, item: Any, source: str, marks: dict[str, int]) -> StepSpec:
-    path = f"steps[{i}]"
+def _step_or_block(path: str, item: Any, source: str,
+                   marks: dict[str, int]) -> list[StepSpec]:
+    """One step, or the expanded rounds of a `gradual:` block (optcli/gradual.py)."""
+    if isinstance(item, dict) and len(item) == 1 and "gradual" in item:
+        return _gradual(f"{path}.gradual", item["gradual"], source, marks)
+    return [_step(path, item, source, marks)]
+
+
+def _gradual(path: str, raw: Any, source: str, marks: dict[str, int]) -> list[StepSpec]:
+    cfg = build(GradualConfig, raw, path, source, marks)
+    if not isinstance(cfg.steps, list) or not cfg.steps:
+        raise ConfigError(f"{source}:{marks.get(path)}: '{path}.steps' must be a non-empty "
+                          "list of {step_name: params}")
+    inner = [_step(f"{path}.steps[{j}]", item, source, marks)
+             for j, item in enumerate(cfg.steps)]
+    prunes = [s for s in inner if s.name == "prune"]
+    if not prunes:
+        raise ConfigError(f"{source}:{marks.get(path)}: '{path}' has no prune step to schedule")
+    for spec in prunes:
+        problem = schedule_problem(spec.config) or (
+            None if spec.config.sparsity > cfg.initial_sparsity
+            else "its sparsity must exceed initial_sparsity")
+        if problem:
+            raise ConfigError(f"{source}:{marks.get(spec.path)}: '{spec.path}': {problem}")
+    return [dataclasses.replace(
+                spec, round=f"{r}/{cfg.rounds}",
+                config=dataclasses.replace(spec.config, sparsity=sparsity_at(
+                    r, cfg, spec.config.sparsity)) if spec.name == "prune" else spec.config)
+            for r in range(1, cfg.rounds + 1) for spec in inner]
+
+
+def _step(path: str, item: Any, source: str, marks: dict[str, int]) -> StepSpec:
     if not isinstance(item, dict) or len(item) != 1:
         raise ConfigError(f"{source}:{marks.get(path)}: '{path}' must be one "
                           "{step_name: {params}} mapping")
     (name, params), = item.items()
+    if name == "gradual":
+        raise ConfigError(f"{source}:{marks.get(path)}: '{path}': gradual blocks cannot nest")
     if name not in STEPS:
-        hint = difflib.get_close_matches(name, STEPS, n=1)
+        hint = difflib.get_close_matches(name, [*STEPS, "gradual"], n=1)
         did = f"did you mean '{hint[0]}'? " if hint else ""
         raise ConfigError(f"{source}:{marks.get(path)}: unknown step '{name}' at '{path}'; "
-                          f"{did}valid steps: {', '.join(STEPS)}")
+                          f"{did}valid steps: {', '.join(STEPS)} (and gradual blocks)")
     config = build(STEPS[name].Config, params, f"{path}.{name}", source, marks)
     check = getattr(STEPS[name], "check", None)       # cross-parameter rules of the step
     problem = check(config) if check is not None else None

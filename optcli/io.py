@@ -191,7 +191,8 @@ def to_arrays(model: Model) -> dict[str, np.ndarray]:
         table[name] = {"shape": list(t.shape), "dtype": t.dtype, "encoding": t.encoding,
                        "params": t.params(), "arrays": keys}
     man = manifest(model, table)
-    arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(man, sort_keys=True).encode(), np.uint8)
+    text = json.dumps(man, sort_keys=True, separators=(",", ":"))     # compact: no spaces
+    arrays[MANIFEST_KEY] = np.frombuffer(text.encode(), np.uint8)
     return arrays
 
 

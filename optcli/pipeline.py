@@ -19,6 +19,8 @@ from optcli.steps.base import StepContext, StepRecord
 def run_steps(model: Model, pipeline: Pipeline, context: StepContext,
               progress: Progress = NoProgress()) -> tuple[Model, list[StepRecord]]:
     records = []
+    # Steps work on the executed form: an entropy-coded input (the `encode` step) is decoded.
+    model = model.replace(tensors={k: t.resident() for k, t in model.tensors.items()})
     for spec in progress.track(pipeline.steps, len(pipeline.steps), "steps"):
         t0 = time.perf_counter()
         try:
@@ -29,9 +31,11 @@ def run_steps(model: Model, pipeline: Pipeline, context: StepContext,
             raise StepError(f"{spec.path}: {e}") from None
         record.seconds = time.perf_counter() - t0
         record.config = as_dict(spec.config)
+        record.round = spec.round
         _check_result(model, spec.path)
         steps = list(model.provenance.get("steps", [])) + [
-            {"step": spec.name, "config": record.config}]
+            {"step": spec.name, "config": record.config} | (
+                {"round": spec.round} if spec.round else {})]
         model = model.replace(provenance={**model.provenance, "steps": steps})
         records.append(record)
     return model, records

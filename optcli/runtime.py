@@ -71,7 +71,8 @@ class Runtime:
         self.forms: dict[str, str] = {}
         self.weights: dict[str, Any] = {}
         self._dense_bytes = sum(t.nbytes for t in model.tensors.values() if t.encoding == "dense")
-        for name, t in model.tensors.items():
+        for name, stored in model.tensors.items():
+            t = stored.resident()
             self.forms[name] = self._choose_form(name, t)
             self.weights[name] = self._load(name, t)
         if kernels == "fast":
@@ -162,7 +163,7 @@ class Runtime:
 
     def plan(self) -> list[dict[str, Any]]:
         """How each stored tensor is executed and the bytes it keeps resident."""
-        return [{"tensor": name, "encoding": self.model.tensors[name].describe(),
+        return [{"tensor": name, "encoding": self.model.tensors[name].resident().describe(),
                  "form": form, "resident_bytes": _resident_bytes(self.weights[name])}
                 for name, form in self.forms.items()]
 
@@ -181,11 +182,7 @@ def _prepare(t: StoredTensor, form: str) -> Any:
 
 
 def _resident_bytes(w: Any) -> int:
-    if isinstance(w, np.ndarray):
-        return w.nbytes
-    if isinstance(w, StoredTensor):
-        return w.nbytes
-    return int(w.data.nbytes + w.indices.nbytes + w.indptr.nbytes)   # scipy CSR
+    return int(w.nbytes)          # ndarray, StoredTensor or CsrWeight
 
 
 def _with_free(steps: list[_Step], keep: set[str]) -> list[_Step]:

@@ -59,6 +59,11 @@ class StoredTensor(ABC):
     def bits_per_weight(self) -> float:
         return 8.0 * self.nbytes / max(self.size, 1)
 
+    def resident(self) -> "StoredTensor":
+        """The form the runtime executes. An encoding that exists only for the disk (entropy
+        coding) returns the tensor it decoded to at load; every other encoding is itself."""
+        return self
+
     def describe(self) -> str:
         """A short label for tables, e.g. 'dense f32' or 'int8/channel'."""
         return self.encoding

@@ -43,10 +43,7 @@ def int8_parts(t: StoredTensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     if isinstance(t, QuantizedTensor):
         return t.codes, t.scale, t.zero_point, t.axis
     codes = np.zeros((t.rows, t.cols), np.int8)         # [rows, cols]; zeros are not stored
-    if t.layout == "csr":
-        codes[t.row_ids(), t.indices.astype(np.int64)] = t.values
-    else:
-        codes.reshape(-1)[np.unpackbits(t.mask, count=t.size).view(bool)] = t.values
+    codes[t.coords()] = t.values
     return codes.reshape(t.shape), t.scale, None, 0
 
 

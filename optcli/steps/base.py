@@ -40,10 +40,12 @@ class StepRecord:
     seconds: float = 0.0
     layers: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    round: str = ""          # '2/4' when the step ran inside a gradual block
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "config": self.config, "seconds": round(self.seconds, 4),
-                "layers": self.layers, "notes": self.notes}
+                "layers": self.layers, "notes": self.notes} | (
+                    {"round": self.round} if self.round else {})
 
 
 def select_layers(model: Model, layers: list[str], exclude: list[str],

@@ -26,8 +26,8 @@ Guards (any method): no layer keeps fewer than `min_keep` weights (it gets back 
 `allow_layer_removal: true`.
 
 Weights already zero count towards the sparsity. The pruned tensor is stored in the sparse
-encoding (csr or bitmask, whichever is smaller); a symmetric per-output-channel int8 tensor
-stays int8 (its codes are pruned, its scales kept).
+encoding (csr, 4-bit gaps or bitmask, whichever is smallest); a symmetric per-output-channel
+int8 tensor stays int8 (its codes are pruned, its scales kept).
 """
 
 from __future__ import annotations

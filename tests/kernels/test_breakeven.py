@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from optcli.builder import GraphBuilder
+from optcli.formats import SparseTensor
 from optcli.kernels import sparse
 from optcli.kernels.breakeven import BREAKEVEN, breakeven_density, csr_is_faster
 from optcli.runtime import Runtime
@@ -58,3 +59,21 @@ def test_runtime_picks_csr_only_where_it_is_faster(sparsity, auto_form, compact_
         rt = Runtime(m, weights=policy)
         assert {p["tensor"]: p["form"] for p in rt.plan()}["fc.w"] == form
         np.testing.assert_allclose(rt.run(x)["logits"], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not sparse.available(), reason="scipy not installed")
+@pytest.mark.parametrize("layout", ["csr", "gaps", "bitmask"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_row_blocks_in_threads_equal_the_dense_product(layout, threads, batch):
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((700, 300)).astype(np.float32)
+    w[rng.random(w.shape) > 0.4] = 0                   # ~84k nonzeros: above SPLIT_MIN_NNZ
+    w[17] = 0                                          # an empty row
+    csr = sparse.to_csr(SparseTensor.from_dense(w, layout), threads=threads)
+    assert len(csr.blocks) == threads
+    assert sum(b.nnz for b in csr.blocks) == np.count_nonzero(w)
+    x = rng.standard_normal((batch, 300)).astype(np.float32)
+    bias = rng.standard_normal(700).astype(np.float32)
+    np.testing.assert_allclose(sparse.linear_csr(x, csr, bias), x @ w.T + bias,
+                               rtol=1e-4, atol=1e-4)
