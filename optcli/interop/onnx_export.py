@@ -51,6 +51,8 @@ def export_onnx(model: Model, opset: int = 17,
     if opset < MIN_OPSET:
         raise InputError(f"ONNX export needs opset >= {MIN_OPSET} (LayerNormalization), "
                          f"got {opset}")
+    # entropy coding exists only on disk: export the form it decodes to (e.g. int8 -> QDQ)
+    model = model.replace(tensors={k: t.resident() for k, t in model.tensors.items()})
     em = Emitter(model, opset, max_positions)
     for vi in model.graph.inputs:
         em.add_input(vi)
