@@ -11,6 +11,9 @@ Either way |w - decode(code)| <= scale / 2 for every weight.
 A sparse (pruned) tensor stays sparse: its values become int8 codes with one symmetric scale
 per output row, and its zeros stay exactly zero. Lower bit widths, groups, GPTQ/AWQ and
 activation quantization belong to the quantization issue.
+
+Codebook-shared weights (after a share step) are refused, since int8 codes would replace the
+few shared values, unless `requantize_shared: true` asks for exactly that.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optcli.errors import StepError
 from optcli.formats import QuantizedTensor, SparseTensor, StoredTensor
+from optcli.formats.codebook import is_shared
 from optcli.graph import Model
 from optcli.params import param
 from optcli.steps.base import StepContext, StepRecord, select_layers
@@ -37,6 +42,7 @@ class Config:
     symmetric: bool = param(True, "symmetric (no zero point) or asymmetric range")
     layers: list = param(["*"], "glob patterns of layer (node) names to quantize")
     exclude: list = param([], "glob patterns of layer names to leave alone")
+    requantize_shared: bool = param(False, "quantize codebook-shared weights (after share) too")
 
 
 def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, StepRecord]:
@@ -45,6 +51,9 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
     for node in select_layers(model, config.layers, config.exclude):
         name = node.inputs["weight"]
         old = model.tensors[name]
+        if is_shared(old) and not config.requantize_shared:
+            raise StepError(f"quantize: layer '{node.name}' is codebook-shared (share step); "
+                            "set requantize_shared: true to quantize it anyway")
         w = old.decode()
         new = (_quantize_sparse(old) if isinstance(old, SparseTensor)
                else quantize_int8(w, axis=0 if config.granularity == "channel" else None,
