@@ -83,16 +83,43 @@ def _size(before, after, disk_before: int, disk_after: int) -> dict[str, Any]:
 
 
 def _layers(before, after) -> list[dict[str, Any]]:
+    """One row per layer of the input. A layer a step split in two (lowrank: `fc1.lr_in` then
+    `fc1`) is counted with both parts; a removed layer has no row."""
+    names_before = {r.layer for r in layer_sizes(before)}
+    parts: dict[str, list] = {}
+    for a in layer_sizes(after):
+        origin = a.layer if a.layer in names_before else _parent(a.layer, names_before)
+        parts.setdefault(origin, []).append(a)
     rows = []
-    after_by = {r.layer: r for r in layer_sizes(after)}
     for b in layer_sizes(before):
-        a = after_by.get(b.layer)
-        if a is None:
+        got = parts.get(b.layer)
+        if not got:
             continue
+        nbytes = sum(a.bytes for a in got)
         rows.append({"layer": b.layer, "op": b.op, "shape": list(b.shape), "params": b.params,
-                     "nonzeros_before": b.nonzeros, "nonzeros_after": a.nonzeros,
-                     "encoding_before": b.encoding, "encoding_after": a.encoding,
-                     "bytes_before": b.bytes, "bytes_after": a.bytes,
-                     "bits_per_weight_after": round(a.bits_per_weight, 3),
-                     "ratio": b.bytes / max(a.bytes, 1)})
+                     "nonzeros_before": b.nonzeros, "nonzeros_after": sum(a.nonzeros for a in got),
+                     "encoding_before": b.encoding,
+                     "encoding_after": " + ".join(dict.fromkeys(a.encoding for a in got)),
+                     "bytes_before": b.bytes, "bytes_after": nbytes,
+                     "bits_per_weight_after": round(
+                         8.0 * nbytes / max(sum(a.params for a in got), 1), 3),
+                     **_kept_bits(nbytes, sum(a.index_bytes for a in got),
+                                  sum(a.nonzeros for a in got)),
+                     "ratio": b.bytes / max(nbytes, 1)})
     return rows
+
+
+def _kept_bits(nbytes: int, index: int, kept: int) -> dict[str, float]:
+    """Deep Compression's per-layer view: bits per kept weight spent on its value (codebook,
+    scales and bias included) and on its position (Han, Mao, Dally 2016, Tables 2-5)."""
+    return {"value_bits_per_kept": round(8.0 * (nbytes - index) / max(kept, 1), 3),
+            "index_bits_per_kept": round(8.0 * index / max(kept, 1), 3)}
+
+
+def _parent(layer: str, names: set[str]) -> str | None:
+    """The input layer a new layer was split from ('fc1.lr_in' -> 'fc1'), if any."""
+    while "." in layer:
+        layer = layer.rsplit(".", 1)[0]
+        if layer in names:
+            return layer
+    return None

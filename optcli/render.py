@@ -83,6 +83,7 @@ def render_compress(r: dict[str, Any]) -> Group:
         rows.append(["accuracy", "-", "-", "no evaluation data in the pipeline"])
     parts = [_table(f"{r['input']} → {r['output']}", ["", "before", "after", "change"], rows),
              _layers_table(r["layers"]), _steps_table(r["steps"])]
+    parts += [_symbols_table(st) for st in r["steps"] if st["step"] == "encode" and st["layers"]]
     if r["gates"]:
         parts.append(_table("gates", ["gate", "limit", "value", "result"], [
             [g["gate"], g["limit"], "-" if g["value"] is None else f"{g['value']:.4f}",
@@ -92,12 +93,25 @@ def render_compress(r: dict[str, Any]) -> Group:
 
 def _layers_table(layers: list[dict[str, Any]]) -> Table:
     return _table("per layer", ["layer", "shape", "kept", "encoding after", "bits/w",
-                                "bytes before → after", "ratio"], [
+                                "value + index bits/kept", "bytes before → after", "ratio"], [
         [x["layer"], "x".join(map(str, x["shape"])),
          f"{100 * x['nonzeros_after'] / max(x['params'], 1):.1f} %", x["encoding_after"],
          f"{x['bits_per_weight_after']:.2f}",
+         f"{x['value_bits_per_kept']:.1f} + {x['index_bits_per_kept']:.1f}",
          f"{human_bytes(x['bytes_before'])} → {human_bytes(x['bytes_after'])}",
          f"{x['ratio']:.2f}×"] for x in layers])
+
+
+def _symbols_table(step: dict[str, Any]) -> Table:
+    """The encode step's bits per stored symbol, before and after entropy coding."""
+    return _table("bits per stored symbol (encode)", [
+        "tensor", "array", "symbols", "distinct", "bits before", "entropy", "bits after",
+        "bytes before → after"], [
+        [x["tensor"], f"{a['array']} {a['dtype']}", f"{a['symbols']:,}", f"{a['distinct']:,}",
+         a["bits_before"], f"{a['entropy']:.2f}", f"{a['bits_after']:.2f}" + (
+             "" if a["coded"] else " (not coded)"),
+         f"{human_bytes(a['bytes_before'])} → {human_bytes(a['bytes_after'])}"]
+        for x in step["layers"] for a in x["arrays"]])
 
 
 def _steps_table(steps: list[dict[str, Any]]) -> Table:
@@ -108,7 +122,8 @@ def _steps_table(steps: list[dict[str, Any]]) -> Table:
         changed = f"{len(st['layers'])} layers" + ("; " + "; ".join(st["notes"])
                                                    if st["notes"] else "")
         params = params.replace(", ", " ")
-        rows.append([st["step"], params, f"{st['seconds']:.3f} s", changed])
+        label = st["step"] + (f" (round {st['round']})" if st.get("round") else "")
+        rows.append([label, params, f"{st['seconds']:.3f} s", changed])
     return _table("steps", ["step", "config", "time", "changed"], rows)
 
 

@@ -1,8 +1,9 @@
 """Size accounting: per layer and in total, read from the storage formats themselves.
 
 A layer is a node reading stored tensors through weight roles (weight, bias, norm scales...);
-its bytes are the sum of those tensors' stored arrays. Tensors no layer reads through a weight
-role (e.g. preprocessing constants) are counted under the pseudo-layer '(other)'.
+its bytes are the sum of those tensors' stored arrays, as on disk (entropy coding included).
+Tensors no layer reads through a weight role (e.g. preprocessing constants) are counted under
+the pseudo-layer '(other)'. `total_bytes` is the in-memory total, without entropy coding.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from optcli.graph import Model
+
+# Array roles that say where the kept values are, not what they are (Deep Compression's
+# "index bits"); an entropy-coded array keeps its role as the prefix ('gaps.bits').
+INDEX_ROLES = ("indices", "indptr", "mask", "gaps")
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,7 @@ class LayerSize:
     nonzeros: int
     bytes: int
     encoding: str
+    index_bytes: int = 0       # of `bytes`, those spent on positions of the kept values
 
     @property
     def bits_per_weight(self) -> float:
@@ -51,10 +57,24 @@ def _layer(model: Model, name: str, op: str, tnames: list[str]) -> LayerSize:
     ts = [model.tensors[t] for t in tnames]
     main = max(ts, key=lambda t: t.size)
     return LayerSize(name, op, main.shape, sum(t.size for t in ts),
-                     sum(t.nonzeros for t in ts), sum(t.nbytes for t in ts), main.describe())
+                     sum(t.nonzeros for t in ts), sum(t.nbytes for t in ts), main.describe(),
+                     sum(index_bytes(t) for t in ts))
+
+
+def index_bytes(t) -> int:
+    """Bytes of a stored tensor's position arrays (indices, row pointers, masks, gaps)."""
+    return sum(a.nbytes for role, a in t.arrays().items()
+               if role.split(".", 1)[0] in INDEX_ROLES)
 
 
 def total_bytes(model: Model) -> int:
+    """Bytes of the tensors as held in memory once loaded: an entropy-coded tensor counts as
+    the tensor it decodes to (`resident()`), since coding exists only on disk."""
+    return sum(t.resident().nbytes for t in model.tensors.values())
+
+
+def stored_bytes(model: Model) -> int:
+    """Bytes of the tensors as written to the file (entropy coding included)."""
     return sum(t.nbytes for t in model.tensors.values())
 
 

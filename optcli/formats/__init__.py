@@ -1,7 +1,9 @@
 """Weight storage formats. ENCODINGS maps the manifest's `encoding` name to its class."""
 
 from optcli.formats.base import StoredTensor
+from optcli.formats.codebook import CodebookTensor
 from optcli.formats.dense import DenseTensor
+from optcli.formats.entropy import EntropyTensor
 from optcli.formats.quantized import QuantizedTensor
 from optcli.formats.sparse import SparseTensor
 
@@ -9,6 +11,9 @@ ENCODINGS: dict[str, type[StoredTensor]] = {
     "dense": DenseTensor,
     "sparse": SparseTensor,
     "quantized": QuantizedTensor,
+    "codebook": CodebookTensor,
+    "entropy": EntropyTensor,
 }
 
-__all__ = ["ENCODINGS", "StoredTensor", "DenseTensor", "SparseTensor", "QuantizedTensor"]
+__all__ = ["ENCODINGS", "StoredTensor", "CodebookTensor", "DenseTensor", "SparseTensor",
+           "QuantizedTensor", "EntropyTensor"]

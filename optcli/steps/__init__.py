@@ -6,10 +6,13 @@ its module and one line here; `optcli steps`, validation and the README table al
 
 from types import ModuleType
 
-from optcli.steps import prune, quantize, shrink
+from optcli.steps import encode, lowrank, prune, quantize, share, shrink
 
 STEPS: dict[str, ModuleType] = {
     "prune": prune,
     "quantize": quantize,
     "shrink": shrink,
+    "share": share,
+    "encode": encode,
+    "lowrank": lowrank,
 }
