@@ -37,6 +37,7 @@ def test_stated_accuracy_is_reproduced(model, data, metric, value):
     ("lenet5", "lenet5_int8"),
     ("charlm", "charlm_prune_int8"),
     ("charlm", "charlm_sparsegpt"),
+    ("lenet300", "deep_compression"),
 ])
 def test_shipped_pipelines_compress_and_pass_their_gates(tmp_path, model, config):
     out = tmp_path / "small.npz"
