@@ -92,15 +92,35 @@ def initial_centroids(data: Sorted1D, k: int, init: str,
 
 def lloyd(data: Sorted1D, centroids: np.ndarray, iterations: int) -> np.ndarray:
     """Weighted Lloyd iterations to a fixed point (cuts unchanged) or `iterations` rounds.
-    An empty cluster keeps its centroid (it lies between its neighbours, so order holds)."""
-    mu = np.sort(np.asarray(centroids, np.float64))
+    A centroid left with no values (e.g. a linear-init centroid inside the gap a pruned layer
+    has around zero) is moved into the cluster with the largest WCSS, splitting it, and the
+    iterations resume: each move lowers the WCSS, so every one of the k codes gets used
+    whenever there are at least k distinct values."""
+    mu = _fixed_point(data, np.sort(np.asarray(centroids, np.float64)), iterations)
+    for _ in range(mu.size):
+        cut = data.cuts(mu)
+        n0, n1, n2 = (np.diff(s[cut]) for s in (data.s0, data.s1, data.s2))
+        empty = np.flatnonzero(n0 == 0)
+        sse = np.where(n0 > 0, n2 - n1 * n1 / np.maximum(n0, 1e-300), -1.0)
+        worst = int(sse.argmax())
+        if not empty.size or sse[worst] <= 0:
+            break
+        lo, hi = cut[worst], cut[worst + 1]              # the worst cluster: x[lo:hi]
+        mid = lo + int(np.searchsorted(data.s0[lo:hi + 1], data.s0[lo] + n0[worst] / 2))
+        right = data.x[min(max(mid, lo + 1), hi - 1):hi]  # its upper half, never empty
+        mu[empty[0]] = np.average(right, weights=np.diff(data.s0[hi - right.size:hi + 1]))
+        mu = _fixed_point(data, np.sort(mu), iterations)
+    return mu
+
+
+def _fixed_point(data: Sorted1D, mu: np.ndarray, iterations: int) -> np.ndarray:
     prev = None
     for _ in range(max(iterations, 1)):
         cut = data.cuts(mu)
         if prev is not None and np.array_equal(cut, prev):
             break
         n0, n1 = np.diff(data.s0[cut]), np.diff(data.s1[cut])
-        mu = np.where(n0 > 0, n1 / np.maximum(n0, 1e-300), mu)
+        mu = np.where(n0 > 0, n1 / np.maximum(n0, 1e-300), mu)   # empty: keep its centroid
         prev = cut
     return mu
 

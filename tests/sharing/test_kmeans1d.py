@@ -88,3 +88,18 @@ def test_assign_drops_unused_centroids():
     mu, idx = assign(np.array([0.0, 0.1, 5.0]), np.array([0.0, 2.5, 5.0]))
     np.testing.assert_array_equal(mu, [0.0, 5.0])
     np.testing.assert_array_equal(idx, [0, 0, 1])
+
+
+@pytest.mark.parametrize("init", ["linear", "density", "random"])
+def test_a_pruned_layer_uses_every_code_and_splitting_lowers_the_wcss(init):
+    """Linear init puts centroids in the gap a pruned layer has around zero; they are moved
+    into the widest cluster instead of being lost (the old behaviour: 14 of 16 used)."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(200_000)
+    w = w[np.abs(w) > 0.8]
+    data = Sorted1D(w)
+    mu, index = kmeans1d(w, 16, init, rng=np.random.default_rng(1))
+    assert mu.size == 16 and np.unique(index).size == 16
+    start = np.sort(initial_centroids(data, 16, init, np.random.default_rng(1)))
+    plain = naive_lloyd(w[::10], start, 1000)            # Lloyd without the refill
+    assert data.wcss(mu.astype(np.float64)) <= data.wcss(plain) + 1e-9
