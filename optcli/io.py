@@ -1,6 +1,6 @@
 """The only module that knows the .npz layout (format version 1, see docs/format.md).
 
-An optcli model file is an uncompressed NumPy .npz archive:
+An optcli model file is a NumPy .npz archive (large arrays stored, small ones deflated):
 - `__optcli__`: the manifest, UTF-8 JSON bytes stored as a uint8 array;
 - `<tensor name>::<role>`: each array of each stored tensor (role from its encoding).
 
@@ -13,6 +13,7 @@ a temporary file beside the target is written, flushed, re-read and verified, th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -246,14 +247,26 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool =
         return staged.commit()
 
 
+SMALL_MEMBER_BYTES = 64 << 10    # members up to this size (and the manifest) are deflated
+ZIP64_FROM_BYTES = 1 << 31       # larger members get zip64 size fields
+
+
 def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
-    """An uncompressed .npz readable by np.load, byte-for-byte deterministic: sorted members,
-    fixed timestamps (np.savez stamps the current time, which breaks reproducibility)."""
+    """An .npz readable by np.load, byte-for-byte deterministic: sorted members, fixed
+    timestamps (np.savez stamps the current time, which breaks reproducibility). Large arrays
+    are stored as they are (no decompression on load); members of at most 64 KiB (biases,
+    scales, codebooks, index arrays of small layers) and the JSON manifest are deflated, which
+    removes most of the per-member overhead (a 128-byte .npy header each) that otherwise
+    dominates a small compressed model's file."""
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for key in sorted(arrays):
+            a = np.asanyarray(arrays[key])
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(arrays[key]),
-                                          allow_pickle=False)
-
-
+            if a.nbytes <= SMALL_MEMBER_BYTES or key == MANIFEST_KEY:
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, a, allow_pickle=False)
+                zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED,
+                            compresslevel=9)
+                continue
+            with zf.open(info, "w", force_zip64=a.nbytes >= ZIP64_FROM_BYTES) as member:
+                np.lib.format.write_array(member, a, allow_pickle=False)

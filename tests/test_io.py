@@ -185,3 +185,29 @@ def test_dense_int_table_survives(tmp_path):
     t = DenseTensor(np.arange(4, dtype=np.int64))
     back = DenseTensor.from_stored("ids", (4,), "int64", t.arrays(), {})
     assert back.dtype == "int64"
+
+
+def test_small_members_are_deflated_and_large_ones_stored(tmp_path):
+    big = make_mlp(sizes=(300, 200, 10))               # fc1.weight: 240 KB > 64 KiB
+    p = tmp_path / "m.npz"
+    save_model(big, p)
+    with zipfile.ZipFile(p) as zf:
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kinds["fc1.weight::data.npy"] == zipfile.ZIP_STORED
+    assert kinds["fc1.bias::data.npy"] == zipfile.ZIP_DEFLATED
+    assert kinds[f"{MANIFEST_KEY}.npy"] == zipfile.ZIP_DEFLATED
+    with np.load(p, allow_pickle=False) as npz:                  # plain NumPy reads it
+        np.testing.assert_array_equal(npz["fc1.weight::data"], big.tensors["fc1.weight"].data)
+
+
+def test_corrupt_deflated_member(tmp_path, mlp):
+    p = tmp_path / "m.npz"
+    save_model(mlp, p)
+    raw = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo("fc2.bias::data.npy")
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+    raw[info.header_offset + 30 + len(info.filename) + 5] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    with pytest.raises(ModelFormatError, match=r"m\.npz"):
+        load_model(p)
