@@ -18,7 +18,7 @@ from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
 from optcli.io import load_model, save_model, write_npz_atomic
-from optcli.params import describe
+from optcli.params import as_dict, build, describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime
 from optcli.sizes import layer_sizes, total_bytes, total_params
@@ -155,6 +155,45 @@ def validate_config(config_path: str | Path, model_path: str | Path | None = Non
     return {"kind": "validate", "config": str(config_path),
             "model": None if model_path is None else str(model_path), "valid": True,
             "steps": [{"step": s.name, "path": s.path} for s in pipeline.steps]}
+
+
+def finetune_model(model_path: str | Path, data_path: str | Path, out_path: str | Path, *,
+                   options: dict[str, Any] | None = None, eval_path: str | Path | None = None,
+                   seed: int = 0, force: bool = False,
+                   progress: Progress = NoProgress()) -> dict[str, Any]:
+    """The finetune step on its own; options are its YAML parameters (None = default)."""
+    from optcli.steps import finetune
+    from optcli.steps.base import StepContext
+    model_path, out_path, data_path = Path(model_path), Path(out_path), Path(data_path)
+    raw = {"data": str(data_path), **{k: v for k, v in (options or {}).items() if v is not None}}
+    config = build(finetune.Config, raw, "finetune", "command line", {})
+    problem = finetune.check(config)
+    if problem:
+        raise InputError(f"finetune: {problem}")
+    protect = (model_path, data_path)
+    check_output_path(out_path, force=force, protect=protect)
+    model = load_model(model_path)
+    model = model.replace(tensors={k: t.resident() for k, t in model.tensors.items()})
+    finetune.check_data(config, model)
+    ev = load_dataset(eval_path, model) if eval_path else None
+    t0 = time.perf_counter()
+    new, record = finetune.apply(model, config, StepContext(seed=seed, original=model,
+                                                            progress=progress))
+    record.seconds, record.config = time.perf_counter() - t0, as_dict(config)
+    steps = list(model.provenance.get("steps", [])) + [{"step": "finetune",
+                                                         "config": record.config}]
+    new = new.replace(provenance={**new.provenance, "steps": steps})
+    size = save_model(new, out_path, force=force, protect=protect)
+    return {"kind": "finetune", "model": str(model_path), "data": str(data_path),
+            "output": str(out_path), "seed": seed, "bytes": size, "step": record.to_dict(),
+            "accuracy": None if ev is None else _before_after(model, new, ev, progress)}
+
+
+def _before_after(model, new, data, progress: Progress) -> dict[str, Any]:
+    before = evaluate(model, data, progress=progress)
+    after = evaluate(new, data, progress=progress)
+    return {"data": data.path, "metric": before.metric, "samples": before.samples,
+            "before": before.value, "after": after.value}
 
 
 def list_steps() -> dict[str, Any]:

@@ -185,6 +185,40 @@ def compress(model: ModelArg,
 
 @app.command()
 @_guard
+def finetune(model: ModelArg,
+             data: Annotated[Path, typer.Option("--data", help="Training .npz or IDX images.")],
+             output: OutOpt,
+             epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+             steps: Annotated[Optional[int], typer.Option(min=0, help="Instead of epochs.")
+                              ] = None,
+             batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+             optimizer: Annotated[Optional[str], typer.Option(help="sgd | adam | adamw")] = None,
+             lr: Annotated[Optional[float], typer.Option(help="Base learning rate.")] = None,
+             schedule: Annotated[Optional[str], typer.Option(
+                 help="constant | step | exponential | linear | cosine")] = None,
+             warmup: Annotated[Optional[int], typer.Option(min=0)] = None,
+             weight_decay: Annotated[Optional[float], typer.Option("--weight-decay")] = None,
+             validation: Annotated[Optional[float], typer.Option(help="Held-out fraction.")
+                                   ] = None,
+             patience: Annotated[Optional[int], typer.Option(min=0)] = None,
+             distill_temperature: Annotated[Optional[float], typer.Option(
+                 "--distill-temperature", help="Distil from MODEL itself at this T.")] = None,
+             eval: Annotated[Optional[Path], typer.Option(
+                 "--eval", help="Evaluate before and after on this .npz.")] = None,
+             seed: Annotated[int, typer.Option(min=0)] = 0,
+             force: ForceOpt = False, json: JsonOpt = False):
+    """Recovery fine-tuning; masks, int8 grids and codebooks hold. Writes -o atomically."""
+    options = dict(epochs=epochs, steps=steps, batch_size=batch_size, optimizer=optimizer,
+                   lr=lr, schedule=schedule, warmup=warmup, weight_decay=weight_decay,
+                   validation=validation, patience=patience,
+                   distill=None if distill_temperature is None
+                   else {"temperature": distill_temperature})
+    return api.finetune_model(model, data, output, options=options, eval_path=eval,
+                              seed=seed, force=force, progress=_progress()), json
+
+
+@app.command()
+@_guard
 def validate(config: Annotated[Path, typer.Option("--config", help="Pipeline YAML.")],
              model: Annotated[Optional[Path], typer.Argument(help="Check selectors against it.")
                               ] = None,

@@ -38,7 +38,8 @@ def compress(model_path: str | Path, config_path: str | Path, out_path: str | Pa
     calib = _calibration(pipeline, model)
     model = model.replace(provenance={**model.provenance,
                                       "input_sha256": file_sha256(model_path)})
-    context = StepContext(seed=seed, calibration=(lambda: calib.inputs) if calib else None)
+    context = StepContext(seed=seed, calibration=(lambda: calib.inputs) if calib else None,
+                          original=model, progress=progress)
     new, records = run_steps(model, pipeline, context, progress)
     with stage_model(new, out_path, force=force, protect=(model_path,)) as staged:
         report = CompressReport(

@@ -134,7 +134,17 @@ def parse_pipeline(text: str, source: str, base_dir: Path) -> Pipeline:
         if needs is not None and needs(spec.config) and "calibration" not in sections:
             raise ConfigError(f"{source}: '{spec.path}' needs a 'calibration:' section "
                               "(calibration: {data: FILE, samples: N})")
+    steps = tuple(_resolve_data(spec, base_dir) for spec in steps)
     return Pipeline(steps=steps, seed=seed, source=source, base_dir=base_dir, **sections)
+
+
+def _resolve_data(spec: StepSpec, base_dir: Path) -> StepSpec:
+    """A step's data files (its module's DATA_FIELDS) resolved against the YAML's folder."""
+    fields = getattr(STEPS[spec.name], "DATA_FIELDS", ())
+    paths = {f: str(base_dir / getattr(spec.config, f)) for f in fields
+             if getattr(spec.config, f) is not None}
+    return dataclasses.replace(spec, config=dataclasses.replace(spec.config, **paths)) \
+        if paths else spec
 
 
 def _check_top_keys(raw: dict[str, Any], source: str, marks: dict[str, int]) -> None:
@@ -220,3 +230,19 @@ def check_against_model(pipeline: Pipeline, model: Model) -> None:
         p = pipeline.resolve(rel)
         if p is not None and not p.is_file():
             raise ConfigError(f"{pipeline.source}: data file {p} not found")
+    _check_step_data(pipeline, model)
+
+
+def _check_step_data(pipeline: Pipeline, model: Model) -> None:
+    """Steps that read their own data files (DATA_FIELDS) check them now, once per file."""
+    seen = set()
+    for spec in pipeline.steps:
+        for f in getattr(STEPS[spec.name], "DATA_FIELDS", ()):
+            p = getattr(spec.config, f)
+            if p is None or p in seen:
+                continue
+            seen.add(p)
+            if not Path(p).is_file():
+                raise ConfigError(f"{pipeline.source}: '{spec.path}.{f}': data file {p} "
+                                  "not found")
+            STEPS[spec.name].check_data(spec.config, model)

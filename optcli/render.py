@@ -193,11 +193,35 @@ def render_steps(r: dict[str, Any]) -> Group:
     return Group(*tables)
 
 
+def render_finetune(r: dict[str, Any]) -> Group:
+    st = r["step"]
+    d = st.get("details", {})
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    rows = [[e["epoch"], e["steps"], fmt(e["loss"]), fmt(e["accuracy"]), fmt(e.get("val_loss")),
+             fmt(e.get("val_accuracy")), f"{e['lr']:.2e}", f"{e['seconds']:.2f} s"]
+            for e in d.get("epochs", [])]
+    parts = [Text(f"{r['model']} → {r['output']}: finetuned on {r['data']} "
+                  f"({d.get('samples')} samples, {d.get('steps')} steps, seed {r['seed']}, "
+                  f"{st['seconds']:.1f} s, {human_bytes(r['bytes'])})"),
+             _table("epochs", ["epoch", "steps", "loss", "accuracy", "val loss", "val accuracy",
+                               "lr", "time"], rows)]
+    if d.get("best_epoch") is not None:
+        parts.append(Text(f"best epoch: {d['best_epoch']}"))
+    parts += [Text(f"note: {n}") for n in st["notes"]]
+    acc = r.get("accuracy")
+    if acc:
+        parts.append(_table(f"accuracy on {acc['data']} (n={acc['samples']})",
+                            ["metric", "before", "after", "change"],
+                            [[acc["metric"], f"{acc['before']:.4f}", f"{acc['after']:.4f}",
+                              f"{acc['after'] - acc['before']:+.4f}"]]))
+    return Group(*parts)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "inspect": render_inspect, "compress": render_compress, "eval": render_eval,
     "bench": render_bench, "run": render_run, "import": render_import,
     "export": render_export, "validate": render_validate,
-    "steps": render_steps,
+    "steps": render_steps, "finetune": render_finetune,
 }
 
 

@@ -6,7 +6,7 @@ its module and one line here; `optcli steps`, validation and the README table al
 
 from types import ModuleType
 
-from optcli.steps import encode, lowrank, prune, quantize, share, shrink
+from optcli.steps import encode, finetune, lowrank, prune, quantize, share, shrink
 
 STEPS: dict[str, ModuleType] = {
     "prune": prune,
@@ -15,4 +15,5 @@ STEPS: dict[str, ModuleType] = {
     "share": share,
     "encode": encode,
     "lowrank": lowrank,
+    "finetune": finetune,
 }

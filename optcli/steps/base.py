@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from optcli.graph import Model, Node
+from optcli.progress import NoProgress, Progress
 
 # Ops whose `weight` a compression step may rewrite.
 LAYER_OPS = ("linear", "conv2d")
@@ -22,10 +23,13 @@ LAYER_OPS = ("linear", "conv2d")
 
 @dataclass
 class StepContext:
-    """What a step may use besides the model: a seeded RNG and (lazily) calibration data."""
+    """What a step may use besides the model: a seeded RNG, (lazily) calibration data, the
+    model before the pipeline (`original`, a distillation teacher) and a progress hook."""
 
     seed: int = 0
     calibration: Callable[[], dict[str, np.ndarray]] | None = None
+    original: Model | None = None
+    progress: Progress = field(default_factory=NoProgress)
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, salt])
@@ -41,11 +45,13 @@ class StepRecord:
     layers: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     round: str = ""          # '2/4' when the step ran inside a gradual block
+    details: dict[str, Any] = field(default_factory=dict)   # step-specific, e.g. epochs
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "config": self.config, "seconds": round(self.seconds, 4),
                 "layers": self.layers, "notes": self.notes} | (
-                    {"round": self.round} if self.round else {})
+                    {"round": self.round} if self.round else {}) | (
+                    {"details": self.details} if self.details else {})
 
 
 def select_layers(model: Model, layers: list[str], exclude: list[str],
