@@ -140,7 +140,20 @@ def bench_model(model_path: str | Path, *, batches: list[int], threads: int | No
             rows.append(row)
     return {"kind": "bench", "model": str(model_path), "threads": threads, "weights": weights,
             "plan": runtimes[0].plan(),
-            "reference": None if ref is None else str(reference_path), "results": rows}
+            "reference": None if ref is None else str(reference_path), "results": rows,
+            "best": best_throughput(rows)}
+
+
+def best_throughput(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The batch with the highest throughput, and the latency it costs against the smallest
+    batch measured (a batch of b waits for b requests and takes longer to run)."""
+    best = max(rows, key=lambda r: r["model"]["throughput_per_s"])
+    first = min(rows, key=lambda r: r["batch"])
+    return {"batch": best["batch"], "throughput_per_s": best["model"]["throughput_per_s"],
+            "median_ms": best["model"]["median_ms"],
+            "latency_vs_smallest": best["model"]["median_ms"] / first["model"]["median_ms"],
+            "throughput_vs_smallest": best["model"]["throughput_per_s"]
+            / first["model"]["throughput_per_s"], "smallest_batch": first["batch"]}
 
 
 def validate_config(config_path: str | Path, model_path: str | Path | None = None
@@ -202,7 +215,13 @@ def list_steps() -> dict[str, Any]:
         for name, mod in STEPS.items()]}
 
 
+SWEEP_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+
+
 def parse_batches(text: str) -> list[int]:
+    """'1,32,256' -> [1, 32, 256]; 'sweep' -> powers of two from 1 to 512."""
+    if text.strip() == "sweep":
+        return list(SWEEP_BATCHES)
     try:
         out = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:

@@ -156,7 +156,8 @@ def eval_(model: ModelArg,
 @app.command()
 @_guard
 def bench(model: ModelArg,
-          batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,32,256",
+          batch: Annotated[str, typer.Option(
+              help="Comma-separated batch sizes, or 'sweep' (1, 2, 4 ... 512).")] = "1,32,256",
           threads: Annotated[Optional[int], typer.Option(min=1, help="BLAS threads.")] = None,
           reference: RefOpt = None,
           data: Annotated[Optional[Path], typer.Option(help="Inputs to time on.")] = None,

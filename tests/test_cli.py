@@ -78,6 +78,17 @@ def test_bench(mlp_path, tmp_path):
     assert invoke("bench", mlp_path, "--batch", "x").exit_code == 2
 
 
+def test_bench_sweep_names_the_batch_with_the_best_throughput(mlp_path):
+    doc = as_json(invoke("bench", mlp_path, "--batch", "sweep", "--repeats", 2, "--threads", 1,
+                         "--json"))
+    rows = doc["results"]
+    assert [r["batch"] for r in rows] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    best = max(rows, key=lambda r: r["model"]["throughput_per_s"])
+    assert doc["best"]["batch"] == best["batch"] and doc["best"]["smallest_batch"] == 1
+    assert doc["best"]["latency_vs_smallest"] == pytest.approx(
+        best["model"]["median_ms"] / rows[0]["model"]["median_ms"])
+
+
 def test_compress_end_to_end(tmp_path, mlp_path, mlp_data):
     (tmp_path / "data.npz").write_bytes(mlp_data.read_bytes())
     cfg = write_yaml(tmp_path / "p.yaml", PIPELINE)
