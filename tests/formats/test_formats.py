@@ -94,4 +94,4 @@ def test_quantized_rejects_wrong_scale_shape_and_bits():
         QuantizedTensor.from_stored("w", (4, 5), "float32",
                                     {"codes": q.codes, "scale": q.scale[:2]}, q.params())
     with pytest.raises(ModelFormatError, match="bits"):
-        QuantizedTensor.from_stored("w", (4, 5), "float32", q.arrays(), {**q.params(), "bits": 4})
+        QuantizedTensor.from_stored("w", (4, 5), "float32", q.arrays(), {**q.params(), "bits": 9})
