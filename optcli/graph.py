@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from optcli.errors import GraphError
 from optcli.formats import StoredTensor
+from optcli.kernels.w8a8 import check_w8a8
 from optcli.ops import OPS, REQUIRED
 
 TASKS = ("classification", "embedding", "language_model", "regression")
@@ -106,6 +107,7 @@ def validate(model: Model) -> None:
         _check_value_info(vi, "output")
         if vi.name not in known:
             raise GraphError(f"graph output '{vi.name}' is not produced by any node")
+    check_w8a8(model)          # W8A8 layers: int8 weight and a static scale (kernels/w8a8.py)
 
 
 def _check_value_info(vi: ValueInfo, kind: str) -> None:

@@ -11,6 +11,7 @@ attribute resolved to its default, and the kernel returns one array.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ class Attr:
     default: Any = None
     check: Callable[[Any], bool] | None = None
     doc: str = ""
+    optional: bool = False     # left out of resolve_attrs when unset or at its default, so
+                               # kernels that ignore it (float linear/conv2d) never see it
 
 
 REQUIRED = object()
@@ -74,8 +77,10 @@ class OpSpec:
 
     def resolve_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Attributes with defaults filled in (assumes `graph.validate` has checked them)."""
-        out = {k: a.default for k, a in self.attrs.items() if a.default is not REQUIRED}
-        out.update(attrs)
+        out = {k: a.default for k, a in self.attrs.items()
+               if a.default is not REQUIRED and not a.optional}
+        out.update((k, v) for k, v in attrs.items()
+                   if not (self.attrs[k].optional and v == self.attrs[k].default))
         return out
 
 
@@ -89,14 +94,30 @@ _POOL_ATTRS = {
     "padding": Attr(INT_OR_LIST, 0, _nonneg_pair, "zero (avg) / -inf (max) padding"),
 }
 
+# W8A8: int8 activations times the int8 weight codes, exact integer sums (docs/format.md;
+# kernels/w8a8.py). Optional: float layers and their kernels never carry them.
+_INPUT_QUANT = {
+    "input_quant": Attr(STR, "none", lambda v: v in ("none", "static", "dynamic"),
+                        "'none', 'static' (input_scale, input_zero_point) or 'dynamic' "
+                        "(symmetric, one scale per row / per sample)", optional=True),
+    "input_scale": Attr(NUM, None, lambda v: v is None or (_positive_float(v)
+                                                           and math.isfinite(v)),
+                        "static input scale, > 0", optional=True),
+    "input_zero_point": Attr(INT, 0, lambda v: -128 <= v <= 127, "static zero point, int8",
+                             optional=True),
+    "input_bits": Attr(INT, 8, lambda v: v == 8, "activation bits (8)", optional=True),
+}
+
 _SPECS = [
     OpSpec("linear", ("x", "weight"), ("bias",), weights=("weight", "bias"),
+           attrs=dict(_INPUT_QUANT),
            doc="y[..., out] = x[..., in] @ weight[out, in].T + bias[out]"),
     OpSpec("conv2d", ("x", "weight"), ("bias",), weights=("weight", "bias"), attrs={
         "stride": Attr(INT_OR_LIST, 1, _pair),
         "padding": Attr(INT_OR_LIST, 0, _nonneg_pair),
         "dilation": Attr(INT_OR_LIST, 1, _pair),
         "groups": Attr(INT, 1, _pos_int),
+        **_INPUT_QUANT,
     }, doc="x[B, C, H, W], weight[O, C/groups, kh, kw] -> y[B, O, H', W']"),
     OpSpec("maxpool2d", ("x",), attrs=dict(_POOL_ATTRS), doc="x[B, C, H, W] -> y[B, C, H', W']"),
     OpSpec("avgpool2d", ("x",), attrs={

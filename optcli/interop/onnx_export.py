@@ -25,7 +25,7 @@ import numpy as np
 from optcli.errors import InputError
 from optcli.graph import Model, ValueInfo
 from optcli.interop.onnx_ops import ONNX_OPS
-from optcli.interop.onnx_qdq import dequantized, is_int8
+from optcli.interop.onnx_qdq import dequantized, is_int8, quantized_activation
 from optcli.ops import OPS
 
 MIN_OPSET = 17           # LayerNormalization is a standard op from opset 17 on
@@ -62,7 +62,11 @@ def export_onnx(model: Model, opset: int = 17,
             raise InputError(f"node '{node.name}' ({node.op}): no ONNX mapping for this op")
         em.scope = node.name
         inputs = {role: em.name_of(v) for role, v in node.inputs.items()}
-        fn(em, node.outputs[0], **inputs, **OPS[node.op].resolve_attrs(node.attrs))
+        attrs = OPS[node.op].resolve_attrs(node.attrs)
+        quant = {k: attrs.pop(k) for k in list(attrs) if k.startswith("input_")}
+        if quant:                          # W8A8: quantized input, then the float layer
+            inputs["x"] = quantized_activation(em, inputs["x"], node.op, **quant)
+        fn(em, node.outputs[0], **inputs, **attrs)
     for vi in model.graph.outputs:
         em.add_output(vi)
     proto = em.to_proto()

@@ -13,6 +13,11 @@ A `linear` reads its weight transposed (ONNX MatMul wants B[in, out]): the codes
 transposed and the per-channel axis moves with them (optcli axis 0 of [out, in] is ONNX axis 1
 of [in, out]). DequantizeLinear takes an axis from opset 13 on (export needs >= 17 anyway).
 
+A W8A8 layer (`input_quant`, see docs/format.md) exports its input as the layer sees it:
+static as QuantizeLinear -> DequantizeLinear (int8 with the layer's scale and zero point),
+dynamic as per-row symmetric fake quantization from standard ops (Abs, ReduceMax, Div, Round,
+Clip, Mul); the layer itself is the usual float op on DequantizeLinear weights.
+
 onnxruntime note: at its default optimization level onnxruntime fuses DequantizeLinear ->
 MatMul into MatMulNBits with `accuracy_level` 4, which also rounds the *activations* to int8
 (max |logit error| ~1e-2 on the test models). For outputs equal to optcli's to float
@@ -63,3 +68,24 @@ def dequantized(em: Emitter, name: str, transpose: bool = False) -> str:
                                key=("zp", name)))
     attrs = {} if per_tensor else {"axis": int(axis)}
     return em.op("DequantizeLinear", *inputs, **attrs)
+
+
+def quantized_activation(em: Emitter, x: str, op: str, input_quant: str,
+                         input_scale: float | None = None, input_zero_point: int = 0,
+                         input_bits: int = 8) -> str:
+    """The input of a W8A8 layer (ops.py `input_quant`) as the layer sees it, in float:
+    static -> QuantizeLinear + DequantizeLinear (int8, round half to even, saturating: the
+    same codes as optcli's); dynamic -> per-row (linear: last axis) or per-sample (conv2d)
+    symmetric fake quantization from standard ops, s = max|x| / 127 (1 where 0)."""
+    f32 = lambda v: em.const(np.array(v, np.float32))           # noqa: E731
+    if input_quant == "static":
+        s, z = f32(input_scale), em.const(np.array(input_zero_point, np.int8), "input_zp")
+        return em.op("DequantizeLinear", em.op("QuantizeLinear", x, s, z), s, z)
+    axes = [-1] if op == "linear" else [1, 2, 3]
+    absx = em.op("Abs", x)
+    amax = (em.op("ReduceMax", absx, axes=axes, keepdims=1) if em.opset < 18 else
+            em.op("ReduceMax", absx, em.ints(*axes), keepdims=1))
+    s = em.op("Div", amax, f32(127))
+    s = em.op("Where", em.op("Greater", s, f32(0)), s, f32(1))
+    q = em.op("Clip", em.op("Round", em.op("Div", x, s)), f32(-127), f32(127))
+    return em.op("Mul", q, s)

@@ -101,7 +101,8 @@ def test_every_fusion_chains_real_ops_and_maps_their_names():
         assert set(f.ops) <= set(OPS) and len(f.prefixes) == len(f.ops) == len(f.links) + 1
         specs = [OPS[op] for op in f.ops]
         roles = [{r: r for r in s.roles} for s in specs]
-        names = set(f.inputs(roles)) | set(f.attrs([s.attrs for s in specs]))
+        names = set(f.inputs(roles)) | set(f.attrs([{k: a for k, a in s.attrs.items()
+                                                     if not a.optional} for s in specs]))
         params = set(f.fn.__code__.co_varnames[:f.fn.__code__.co_argcount])
         assert names == params, f.ops
         assert all(link in s.roles for link, s in zip(f.links, specs[1:]))

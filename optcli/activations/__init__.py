@@ -1,0 +1,2 @@
+"""Activation quantization: calibration observers, streamed statistics of layer inputs and
+SmoothQuant's rescaling (steps `activations` and `smoothquant`)."""
