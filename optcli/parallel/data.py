@@ -1,0 +1,134 @@
+"""Data parallelism: each batch is cut into `workers` contiguous slices along the batch axis,
+the slices run at once, and the outputs are concatenated back in order.
+
+    {"strategy": "data", "workers": 2, "kind": "process", "threads": 1}
+
+- kind `process`: spawned worker processes, each with its own Runtime over weights it maps
+  from one shared file (shared.py: no copy per worker). Every BLAS thread variable is set in
+  the environment before a worker starts, and threadpoolctl limits it again inside, so
+  workers × threads stays within the cores asked for. Slices travel through pipes.
+- kind `thread`: one Runtime, `workers` Python threads calling it; NumPy and BLAS release
+  the GIL, so this pays off where big kernels dominate (transformers), not where many small
+  NumPy calls do (the Python between them holds the GIL).
+Row slices change how BLAS blocks a product, so outputs equal the serial run's to float
+tolerance, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from optcli import errors
+from optcli.parallel.base import Executor, Feeds, no_profile
+from optcli.parallel.blas import BlasLimit, child_blas_env
+from optcli.parallel.plan import ExecutionPlan
+from optcli.parallel.shared import SharedWeights, attach, release, share
+from optcli.parallel.subgraph import join_rows, split_rows
+from optcli.runtime import Runtime
+
+START_TIMEOUT_S = 120.0
+
+
+class ThreadDataExecutor(Executor):
+    def __init__(self, model, plan: ExecutionPlan, weights: str = "auto"):
+        self.plan_ = plan
+        self._limit = BlasLimit(plan.threads)       # process-wide: each thread's BLAS calls
+        self.runtime = Runtime(model, weights=weights)
+        self._pool = ThreadPoolExecutor(plan.workers, thread_name_prefix="optcli-data")
+
+    def run(self, feeds: Feeds, profile: dict[str, float] | None = None) -> Feeds:
+        no_profile(profile, "data")
+        parts = split_rows(feeds, self.plan_.workers)
+        return join_rows(list(self._pool.map(self.runtime.run, parts)))
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        self._limit.restore()
+
+
+class ProcessDataExecutor(Executor):
+    def __init__(self, model, plan: ExecutionPlan, weights: str = "auto"):
+        self.plan_ = plan
+        self.runtime = Runtime(model, weights=weights)
+        self.shared, skeleton = share(self.runtime)
+        self.notes = (f"{self.shared.nbytes} weight bytes shared by memory map "
+                      f"({self.shared.path})",)
+        self._procs, self._conns = [], []
+        try:
+            self._start(skeleton, weights)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, skeleton, weights: str) -> None:
+        ctx = mp.get_context("spawn")          # a fresh interpreter: BLAS reads the env anew
+        with child_blas_env(self.plan_.threads):
+            for _ in range(self.plan_.workers):
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_worker_main, daemon=True, args=(
+                    child, self.shared, skeleton, weights, self.plan_.threads))
+                p.start()
+                child.close()
+                self._procs.append(p)
+                self._conns.append(parent)
+        for c in self._conns:                  # each worker says "ready" once it has built
+            if not c.poll(START_TIMEOUT_S):    # its Runtime (or sends the error it hit)
+                raise errors.OptcliError("a data-parallel worker did not start in time")
+            _unwrap(c.recv())
+
+    def run(self, feeds: Feeds, profile: dict[str, float] | None = None) -> Feeds:
+        no_profile(profile, "data")
+        parts = split_rows(feeds, self.plan_.workers)
+        for conn, part in zip(self._conns, parts):
+            conn.send(part)
+        return join_rows([_unwrap(conn.recv()) for conn in self._conns[:len(parts)]])
+
+    def close(self) -> None:
+        for c in self._conns:
+            try:
+                c.send(None)
+            except (OSError, ValueError):
+                pass
+        for p in self._procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+        self._procs, self._conns = [], []
+        release(self.shared)
+
+
+def _unwrap(msg: tuple[str, Any]) -> Any:
+    """A worker's reply: ('ok', value) or ('error', (class name, message))."""
+    kind, value = msg
+    if kind == "ok":
+        return value
+    cls = getattr(errors, value[0], None)
+    if isinstance(cls, type) and issubclass(cls, errors.OptcliError):
+        raise cls(value[1])
+    raise errors.OptcliError(f"data-parallel worker failed: {value[0]}: {value[1]}")
+
+
+def _worker_main(conn, shared: SharedWeights, skeleton, weights: str, threads: int) -> None:
+    """A worker process: build the Runtime over the mapped weights, then run slices until
+    it receives None. Every failure is sent back, never printed."""
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=threads, user_api="blas")
+        rt = Runtime(attach(shared, skeleton), weights=weights)
+        conn.send(("ok", None))
+    except Exception as e:
+        conn.send(("error", (type(e).__name__, str(e))))
+        return
+    while True:
+        try:
+            feeds = conn.recv()
+        except EOFError:
+            return
+        if feeds is None:
+            return
+        try:
+            conn.send(("ok", rt.run(feeds)))
+        except Exception as e:
+            conn.send(("error", (type(e).__name__, str(e))))
