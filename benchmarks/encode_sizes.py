@@ -1,14 +1,16 @@
-"""Entropy coding (the `encode` step) after pruning and int8: file sizes and bits per symbol.
+"""Entropy coding (the `encode` step): file sizes and bits per symbol.
 
     python benchmarks/encode_sizes.py
 
-For sample_models/lenet300.npz and lenet5.npz: prune (magnitude, 90 %, global), quantize
-(int8, per channel), then save with and without `encode` and print both file sizes and the
-encode step's table of bits per stored symbol (before = the dtype's width, the empirical
-entropy, after = coded, code table and sub-stream offsets included). Then times Huffman
-encode and decode of 1 M uint8 symbols (geometric, ~3 bits of entropy, and uniform).
+For sample_models/lenet300.npz and lenet5.npz, two pipelines: prune 90 % (global magnitude) +
+int8 per channel, and prune 50 % + 4-bit sharing; each saved with and without `encode`, with
+the encode step's table of bits per stored symbol (before = the dtype's width, the empirical
+entropy, after = coded, code table and sub-stream offsets included). The container already
+deflates every member up to 64 KiB (io.write_npz), so `encode` only codes an array where its
+Huffman code beats that: in practice the arrays over 64 KiB. Then times Huffman encode and
+decode of 1 M uint8 symbols (geometric, ~3 bits of entropy, and uniform).
 Deep Compression (Han, Mao & Dally 2016) reports Huffman saving 20-30 % on top of pruning and
-a 5-8 bit codebook; int8 RTN codes are closer to uniform, so expect less here.
+a 5-8 bit codebook; int8 RTN codes are closer to uniform, so expect less there.
 """
 
 from __future__ import annotations
@@ -33,16 +35,24 @@ def _step(name: str, model, **params):
     return STEPS[name].apply(model, STEPS[name].Config(**params), StepContext(seed=0))
 
 
-def sizes(model_name: str, tmp: Path) -> None:
+PIPELINES = {
+    "prune 90 % global + int8 channel": [("prune", {"sparsity": 0.9, "scope": "global"}),
+                                         ("quantize", {"bits": 8, "granularity": "channel"})],
+    "prune 50 % global + share 4 bits": [("prune", {"sparsity": 0.5, "scope": "global"}),
+                                         ("share", {"bits": 4})],
+}
+
+
+def sizes(model_name: str, label: str, tmp: Path) -> None:
     m = load_model(ROOT / "sample_models" / f"{model_name}.npz")
-    m = _step("prune", m, method="magnitude", sparsity=0.9, scope="global")[0]
-    m = _step("quantize", m, bits=8, granularity="channel")[0]
+    for step, params in PIPELINES[label]:
+        m = _step(step, m, **params)[0]
     coded, record = _step("encode", m)
     plain = save_model(m, tmp / f"{model_name}_q.npz", force=True)
     enc = save_model(coded, tmp / f"{model_name}_e.npz", force=True)
     back = load_model(tmp / f"{model_name}_e.npz")
     exact = all(np.array_equal(back.tensors[k].decode(), t.decode()) for k, t in m.tensors.items())
-    print(f"\n{model_name}: prune 90 % global + int8 channel: {plain:,} B; + encode: {enc:,} B "
+    print(f"\n{model_name}: {label}: {plain:,} B; + encode: {enc:,} B "
           f"({100 * (1 - enc / plain):.1f} % smaller; decoded exactly: {exact})")
     print(f"  {'tensor':<12} {'array':<14} {'symbols':>8} {'distinct':>8} {'before':>6} "
           f"{'entropy':>7} {'after':>6} {'bytes before':>12} {'after':>7}")
@@ -77,7 +87,8 @@ def timing() -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for name in ("lenet300", "lenet5"):
-            sizes(name, Path(d))
+            for label in PIPELINES:
+                sizes(name, label, Path(d))
     timing()
 
 

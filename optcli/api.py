@@ -18,6 +18,8 @@ from optcli.errors import InputError
 from optcli.evaluate import evaluate
 from optcli.feeds import batch_feeds
 from optcli.io import load_model, save_model, write_npz_atomic
+from optcli.parallel.resolve import ParallelOptions
+from optcli.parallel.session import executing, for_evaluate, in_order, ran
 from optcli.params import as_dict, build, describe
 from optcli.progress import NoProgress, Progress
 from optcli.runtime import Runtime
@@ -77,17 +79,20 @@ def inspect_model(model_path: str | Path) -> dict[str, Any]:
 
 def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Path, *,
               batch_size: int = 256, force: bool = False, weights: str = "auto",
+              parallel: ParallelOptions | None = None,
               progress: Progress = NoProgress()) -> dict[str, Any]:
     model_path, out_path = Path(model_path), Path(out_path)
     m = load_model(model_path)
     data = load_dataset(input_path, m)
-    rt = Runtime(m, weights=weights)
-    t0 = time.perf_counter()
-    parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
-    total = (len(data) + batch_size - 1) // batch_size
-    for feeds, _ in progress.track(data.batches(batch_size), total, "run"):
-        for k, v in rt.run(feeds).items():
-            parts[k].append(v)
+    with executing(m, parallel, weights) as rt:
+        t0 = time.perf_counter()
+        parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        total = (len(data) + batch_size - 1) // batch_size
+        batches = progress.track(data.batches(batch_size), total, "run")
+        for out in in_order(rt, (feeds for feeds, _ in batches)):
+            for k, v in out.items():
+                parts[k].append(v)
+        plan_ran = ran(rt)
     outputs = {k: np.concatenate(v) for k, v in parts.items()}
     seconds = time.perf_counter() - t0
     size = write_npz_atomic(out_path, outputs, force=force,
@@ -95,13 +100,14 @@ def run_model(model_path: str | Path, input_path: str | Path, out_path: str | Pa
     return {"kind": "run", "model": str(model_path), "input": str(input_path),
             "output": str(out_path), "samples": len(data), "seconds": seconds,
             "outputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name}
-                        for k, v in outputs.items()}, "bytes": size}
+                        for k, v in outputs.items()}, "bytes": size, **plan_ran}
 
 
 def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "auto",
                reference_path: str | Path | None = None, batch_size: int = 256,
                samples: int | None = None, weights: str = "auto", window: int | None = None,
-               stride: int | None = None, progress: Progress = NoProgress()) -> dict[str, Any]:
+               stride: int | None = None, parallel: ParallelOptions | None = None,
+               progress: Progress = NoProgress()) -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
     head = {"kind": "eval", "model": str(model_path), "data": str(data_path),
@@ -110,22 +116,24 @@ def eval_model(model_path: str | Path, data_path: str | Path, *, metric: str = "
         return {**head, **eval_text(m, Path(data_path), reference=ref, window=window,
                                     stride=stride, max_tokens=samples, progress=progress)}
     data = load_dataset(data_path, m, samples)
-    res = evaluate(m, data, metric, reference=ref, batch_size=batch_size, progress=progress,
-                   runtime=Runtime(m, weights=weights))
-    return {**head, **res.to_dict()}
+    with executing(m, parallel, weights) as rt:
+        res = evaluate(m, data, metric, reference=ref, batch_size=batch_size,
+                       progress=progress, runtime=for_evaluate(rt, data, batch_size))
+        plan_ran = ran(rt)
+    return {**head, **res.to_dict(), **plan_ran}
 
 
 def bench_model(model_path: str | Path, *, batches: list[int], threads: int | None = None,
                 reference_path: str | Path | None = None, data_path: str | Path | None = None,
                 repeats: int = 30, warmup: int = 3, seq: int = 16,
-                profile: bool = False, weights: str = "auto") -> dict[str, Any]:
+                profile: bool = False, weights: str = "auto",
+                parallel: ParallelOptions | None = None) -> dict[str, Any]:
     m = load_model(model_path)
     ref = load_model(reference_path) if reference_path else None
     data = load_dataset(data_path, m) if data_path else None
     rows = []
-    with blas_threads(threads):
-        runtimes = [Runtime(m, weights=weights)] + (
-            [Runtime(ref, weights=weights)] if ref is not None else [])
+    with blas_threads(threads), executing(m, parallel, weights, seq) as first:
+        runtimes = [first] + ([Runtime(ref, weights=weights)] if ref is not None else [])
         for b in batches:
             feeds = batch_feeds(m, b, data, seq=seq)
             fns = [lambda rt=rt: rt.run(feeds) for rt in runtimes]
@@ -141,7 +149,7 @@ def bench_model(model_path: str | Path, *, batches: list[int], threads: int | No
     return {"kind": "bench", "model": str(model_path), "threads": threads, "weights": weights,
             "plan": runtimes[0].plan(),
             "reference": None if ref is None else str(reference_path), "results": rows,
-            "best": best_throughput(rows)}
+            "best": best_throughput(rows), **ran(runtimes[0])}
 
 
 def best_throughput(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,6 +215,16 @@ def _before_after(model, new, data, progress: Progress) -> dict[str, Any]:
     after = evaluate(new, data, progress=progress)
     return {"data": data.path, "metric": before.metric, "samples": before.samples,
             "before": before.value, "after": after.value}
+
+
+def plan_model(model_path: str | Path, *, workers: int, memory_per_worker: str | None = None,
+               batch: int = 256, seq: int = 16, measure: bool = False) -> dict[str, Any]:
+    """The parallel planner's choice, predictions and extrapolation (optcli/parallel)."""
+    from optcli.parallel.advise import plan_report
+    from optcli.parallel.plan import parse_bytes
+    memory = None if memory_per_worker is None else parse_bytes(memory_per_worker)
+    return plan_report(load_model(model_path), workers, memory_per_worker=memory, batch=batch,
+                       seq=seq, measure=measure, path=str(model_path))
 
 
 def list_steps() -> dict[str, Any]:

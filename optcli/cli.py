@@ -34,6 +34,13 @@ WeightsOpt = Annotated[Literal["auto", "compact"], typer.Option(
                       "compressed while running (smallest).")]
 RefOpt = Annotated[Optional[Path], typer.Option("--reference",
                                                 help="The original model to compare with.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="Parallel workers (overrides the model's plan, see `optcli plan`).")]
+StrategyOpt = Annotated[Optional[str], typer.Option(help="serial | data | pipeline | tensor")]
+KindOpt = Annotated[Optional[str], typer.Option("--worker-kind", help="process | thread")]
+ExecutorOpt = Annotated[Optional[str], typer.Option(
+    help="dask://HOST:PORT or a Dask scheduler file: data parallel on a Dask cluster.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="BLAS threads (per worker).")]
 
 _state = {"debug": False}
 
@@ -126,10 +133,13 @@ def inspect(model: ModelArg, json: JsonOpt = False):
 def run(model: ModelArg,
         input: Annotated[Path, typer.Option("--input", help="An .npz of model inputs.")],
         output: OutOpt, batch_size: BatchSizeOpt = 256, force: ForceOpt = False,
-        weights: WeightsOpt = "auto", json: JsonOpt = False):
+        weights: WeightsOpt = "auto", workers: WorkersOpt = None, threads: ThreadsOpt = None,
+        strategy: StrategyOpt = None, worker_kind: KindOpt = None,
+        executor: ExecutorOpt = None, json: JsonOpt = False):
     """Inference: run MODEL on every sample of --input and write the outputs to -o."""
+    par = api.ParallelOptions(workers, threads, strategy, worker_kind, executor)
     return api.run_model(model, input, output, batch_size=batch_size, force=force,
-                         weights=weights, progress=_progress()), json
+                         weights=weights, parallel=par, progress=_progress()), json
 
 
 @app.command("eval")
@@ -146,11 +156,15 @@ def eval_(model: ModelArg,
                             ] = None,
           stride: Annotated[Optional[int], typer.Option(min=1, help="Text: window step.")
                             ] = None,
-          weights: WeightsOpt = "auto", json: JsonOpt = False):
+          weights: WeightsOpt = "auto", workers: WorkersOpt = None,
+          threads: ThreadsOpt = None, strategy: StrategyOpt = None,
+          worker_kind: KindOpt = None, executor: ExecutorOpt = None, json: JsonOpt = False):
     """Accuracy on labelled data, perplexity for LMs, agreement with a --reference model."""
+    par = api.ParallelOptions(workers, threads, strategy, worker_kind, executor)
     return api.eval_model(model, data, metric=metric, reference_path=reference,
                           batch_size=batch_size, samples=samples, weights=weights,
-                          window=window, stride=stride, progress=_progress()), json
+                          window=window, stride=stride, parallel=par,
+                          progress=_progress()), json
 
 
 @app.command()
@@ -165,11 +179,33 @@ def bench(model: ModelArg,
           warmup: Annotated[int, typer.Option(min=0)] = 3,
           seq: Annotated[int, typer.Option(min=1, help="Sequence length of synthetic ids.")] = 16,
           profile: Annotated[bool, typer.Option(help="Also time each op type.")] = False,
-          weights: WeightsOpt = "auto", json: JsonOpt = False):
+          weights: WeightsOpt = "auto", workers: WorkersOpt = None,
+          strategy: StrategyOpt = None, worker_kind: KindOpt = None,
+          executor: ExecutorOpt = None, json: JsonOpt = False):
     """Latency: warm-up, repeats, min/median/p90/p99, CV, throughput; interleaved vs --reference."""
+    parallel = (workers, strategy, worker_kind, executor) != (None,) * 4
+    par = api.ParallelOptions(workers, threads if parallel else None, strategy, worker_kind,
+                              executor)
     return api.bench_model(model, batches=api.parse_batches(batch), threads=threads,
                            reference_path=reference, data_path=data, repeats=repeats,
-                           warmup=warmup, seq=seq, profile=profile, weights=weights), json
+                           warmup=warmup, seq=seq, profile=profile, weights=weights,
+                           parallel=par), json
+
+
+@app.command()
+@_guard
+def plan(model: ModelArg,
+         workers: Annotated[int, typer.Option(min=1, help="Workers to plan for.")] = 2,
+         memory_per_worker: Annotated[Optional[str], typer.Option(
+             help="Memory of each worker, e.g. 512MB.")] = None,
+         batch: Annotated[int, typer.Option(min=1, help="Batch size to plan for.")] = 256,
+         seq: Annotated[int, typer.Option(min=1, help="Sequence length of synthetic ids.")] = 16,
+         measure: Annotated[bool, typer.Option(
+             help="Also run every strategy here and show its measured speedup.")] = False,
+         json: JsonOpt = False):
+    """Parallel planner: predicted speedup and memory per strategy, the choice, extrapolation."""
+    return api.plan_model(model, workers=workers, memory_per_worker=memory_per_worker,
+                          batch=batch, seq=seq, measure=measure), json
 
 
 @app.command()

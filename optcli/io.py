@@ -17,6 +17,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from optcli.atomic import StagedFile
 from optcli.errors import InputError, ModelFormatError, OptcliError
 from optcli.formats import ENCODINGS, StoredTensor
 from optcli.graph import Graph, Model, Node, ValueInfo, validate
+from optcli.parallel.plan import check_stored_plan
 
 FORMAT_NAME = "optcli-model"
 FORMAT_VERSION = 1
@@ -109,6 +111,7 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Model:
     except KeyError as e:
         raise ModelFormatError(f"manifest: missing key {e}") from None
     validate(model)
+    check_stored_plan(model)        # extra.parallel, the parallelize step's plan
     return model
 
 
@@ -249,6 +252,31 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray], *, force: bool =
 
 SMALL_MEMBER_BYTES = 64 << 10    # members up to this size (and the manifest) are deflated
 ZIP64_FROM_BYTES = 1 << 31       # larger members get zip64 size fields
+
+
+def member_bytes(key: str, a: np.ndarray) -> int:
+    """The exact bytes array `a` adds to an archive written by write_npz under `key`: its
+    .npy bytes (deflated when small), the zip local header and central directory entry (30 + 46
+    bytes, the name twice, zip64 fields for huge members). Its manifest entry is not counted."""
+    name = len(f"{key}.npy".encode())
+    headers = 76 + 2 * name + (48 if a.nbytes >= ZIP64_FROM_BYTES else 0)
+    if a.nbytes > SMALL_MEMBER_BYTES and key != MANIFEST_KEY:
+        return headers + a.nbytes + _npy_header_bytes(a)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
+    return headers + len(_deflate(buf.getvalue()))
+
+
+def _npy_header_bytes(a: np.ndarray) -> int:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(a))
+    return len(buf.getvalue())
+
+
+def _deflate(data: bytes) -> bytes:
+    """Raw deflate at level 9: the bytes zipfile stores for a ZIP_DEFLATED member."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
 
 
 def write_npz(f, arrays: dict[str, np.ndarray]) -> None:

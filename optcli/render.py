@@ -12,6 +12,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from optcli.parallel.render import render_plan, with_parallel
+
 
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False, default=_json_default)
@@ -84,6 +86,8 @@ def render_compress(r: dict[str, Any]) -> Group:
     parts = [_table(f"{r['input']} → {r['output']}", ["", "before", "after", "change"], rows),
              _layers_table(r["layers"]), _steps_table(r["steps"])]
     parts += [_symbols_table(st) for st in r["steps"] if st["step"] == "encode" and st["layers"]]
+    parts += [_quantize_table(st) for st in r["steps"]
+              if st["step"] == "quantize" and st["layers"] and "bits" in st["layers"][0]]
     if r["gates"]:
         parts.append(_table("gates", ["gate", "limit", "value", "result"], [
             [g["gate"], g["limit"], "-" if g["value"] is None else f"{g['value']:.4f}",
@@ -100,6 +104,23 @@ def _layers_table(layers: list[dict[str, Any]]) -> Table:
          f"{x['value_bits_per_kept']:.1f} + {x['index_bits_per_kept']:.1f}",
          f"{human_bytes(x['bytes_before'])} → {human_bytes(x['bytes_after'])}",
          f"{x['ratio']:.2f}×"] for x in layers])
+
+
+def _quantize_table(step: dict[str, Any]) -> Table:
+    """The quantize step per layer: grid, method and the error it adds (find the layer that
+    hurts: the lowest SQNR)."""
+    def err(x: dict[str, Any]) -> str:
+        db = "inf" if x["sqnr_db"] is None else f"{x['sqnr_db']:.1f} dB"
+        rel = f"{x['rel_output_error']:.2e}" if "rel_output_error" in x else "-"
+        return f"{rel} / {db} ({x['error_on']})"
+    return _table("quantized layers", [
+        "layer", "bits", "granularity", "sym", "method", "rel. output error / SQNR",
+        "bytes before → after"], [
+        [x["layer"], x["bits"], x["granularity"] + (f" {x['group_size']}" if x["group_size"]
+                                                    else ""),
+         "yes" if x["symmetric"] else "no", x["method"], err(x),
+         f"{human_bytes(x['bytes_before'])} → {human_bytes(x['bytes_after'])}"]
+        for x in step["layers"]])
 
 
 def _symbols_table(step: dict[str, Any]) -> Table:
@@ -150,6 +171,12 @@ def render_bench(r: dict[str, Any]) -> Group:
             line += [f"{row['reference']['median_ms']:.3f}", f"{row['speedup']:.2f}×"]
         rows.append(line)
     parts = [_table(f"bench {r['model']} (threads: {r['threads'] or 'default'})", cols, rows)]
+    b = r.get("best")
+    if b and len(r["results"]) > 1:
+        parts.append(Text(
+            f"best throughput at batch {b['batch']}: {b['throughput_per_s']:.1f} items/s, "
+            f"{b['throughput_vs_smallest']:.1f}× batch {b['smallest_batch']}'s, at "
+            f"{b['median_ms']:.3f} ms per batch ({b['latency_vs_smallest']:.1f}× the latency)"))
     for row in r["results"]:
         if "profile_ms" in row:
             total = sum(row["profile_ms"].values()) or 1.0
@@ -223,6 +250,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "export": render_export, "validate": render_validate,
     "steps": render_steps, "finetune": render_finetune,
 }
+RENDERERS |= {"plan": render_plan, **{k: with_parallel(RENDERERS[k]) for k in ("run", "eval",
+                                                                              "bench")}}
 
 
 def show(report: dict[str, Any], as_json: bool, console: Console) -> None:

@@ -10,11 +10,16 @@
   into a float32 buffer and runs at dense BLAS speed;
 - weights="compact" (smallest): compressed tensors stay in their stored form while the model
   runs. A sparse `linear` weight runs as CSR where CSR beats dense at batch 1 OR 256 (the
-  alternative, decoding per call, is slower than dense anyway); every other one (int8 codes,
-  denser sparse weights) is decoded just before the node that reads it and dropped after,
-  which costs one decode per call.
-The plan records each choice ("csr", "decoded", "decode-per-call"). Packed low-bit kernels
-extend it in the quantization issue.
+  alternative, decoding per call, is slower than dense anyway); a quantized `linear` weight
+  runs packed (below); every other one (quantized conv weights, denser sparse weights) is
+  decoded just before the node that reads it and dropped after, one decode per call.
+A quantized `linear` weight may run "packed": its codes stay packed and a packed kernel
+(kernels/quantized: numba, or tiled NumPy decode + BLAS) decodes what each call needs, always
+under weights="compact", under "auto" where kernels/quantized/decision.py measured it faster
+than float32 at batch 1 and 256.
+The plan records each choice ("csr", "decoded", "decode-per-call", "packed"); the weight of a
+W8A8 layer (input_quant set, ops.py) is "int8-codes" under every policy: its int8 codes as exact
+float32 integers, read by the W8A8 kernels (kernels/w8a8.py).
 Each node's kernel and resolved attributes are looked up once, and the last use of every value
 is found so intermediates are freed as soon as possible. `kernels="reference"` runs the naive
 oracle kernels and decodes every tensor up front: the tests' ground truth.
@@ -41,7 +46,10 @@ from optcli.errors import DataError
 from optcli.formats import SparseTensor, StoredTensor
 from optcli.graph import Model, Node, ValueInfo
 from optcli.kernels import bind, kernel_table, sparse
+from optcli.kernels import quantized as packed
 from optcli.kernels.breakeven import csr_is_faster
+from optcli.kernels.quantized.decision import packed_is_faster
+from optcli.kernels.w8a8 import Int8Codes, int8_code_weights, quantized_input, w8a8_kernel
 from optcli.ops import OPS
 
 WEIGHT_POLICIES = ("auto", "compact")
@@ -71,6 +79,7 @@ class Runtime:
         self.forms: dict[str, str] = {}
         self.weights: dict[str, Any] = {}
         self._dense_bytes = sum(t.nbytes for t in model.tensors.values() if t.encoding == "dense")
+        self._int8_codes = int8_code_weights(model)          # weights of W8A8 layers
         for name, stored in model.tensors.items():
             t = stored.resident()
             self.forms[name] = self._choose_form(name, t)
@@ -85,6 +94,8 @@ class Runtime:
         self._timed_calls = [self._bind(s) for s in flat]
 
     def _choose_form(self, name: str, t: StoredTensor) -> str:
+        if name in self._int8_codes:         # W8A8 layers read codes, not floats (kernels/w8a8)
+            return "int8-codes"
         if t.encoding == "dense":
             return "dense"
         if self.kernels == "reference":
@@ -94,7 +105,19 @@ class Runtime:
                 and csr_is_faster(t.rows, t.cols, t.nonzeros / t.size, rule)
                 and self._only_linear_weight(name)):
             return "csr"
+        if self._packable(name, t):
+            return "packed"
         return "decoded" if self.policy == "auto" else "decode-per-call"
+
+    def _packable(self, name: str, t: StoredTensor) -> bool:
+        """A quantized linear weight with a packed kernel (kernels/quantized): packed always
+        in compact, in auto only where it was measured faster than float32 at batch 1 and
+        256 for its size, width and backend (kernels/quantized/decision.py)."""
+        if t.encoding != "quantized" or not self._only_linear_weight(name):
+            return False
+        w = packed.from_tensor(t)
+        return w is not None and (self.policy == "compact" or packed_is_faster(
+            *w.shape, w.bits, packed.default_backend()))
 
     def _only_linear_weight(self, name: str) -> bool:
         uses = [(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()
@@ -135,8 +158,12 @@ class Runtime:
         return _with_free(steps, keep)
 
     def _kernel(self, table: dict[str, Callable], n: Node) -> Callable:
+        if quantized_input(n):
+            return w8a8_kernel(self.kernels, n.op)
         if n.op == "linear" and self.forms.get(n.inputs["weight"]) == "csr":
             return sparse.linear_csr
+        if n.op == "linear" and self.forms.get(n.inputs["weight"]) == "packed":
+            return packed.linear_packed
         return table[n.op]
 
     def _step(self, name: str, op: str, fn: Callable, inputs: dict[str, Any],
@@ -174,6 +201,11 @@ class Runtime:
 def _prepare(t: StoredTensor, form: str) -> Any:
     if form == "csr":
         return sparse.to_csr(t)
+    if form == "packed":                  # codes stay packed; numba compiles here, not in runs
+        packed.warm_up(packed.default_backend())
+        return packed.from_tensor(t)
+    if form == "int8-codes":
+        return Int8Codes(t)
     if form == "decode-per-call":
         return t
     if form == "dense":

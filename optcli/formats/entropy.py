@@ -44,15 +44,17 @@ class EntropyTensor(StoredTensor):
 
     @classmethod
     def code(cls, inner: StoredTensor,
-             overhead: Callable[[str], int] = lambda role: 0) -> "EntropyTensor":
-        """Huffman-code every integer array of `inner` (or of what it wraps) that saves more
-        than `overhead(role)` bytes (the file's cost of the two extra arrays it becomes)."""
+             cost: Callable[[dict[str, np.ndarray]], int] | None = None) -> "EntropyTensor":
+        """Huffman-code every integer array of `inner` (or of what it wraps) whose coded parts
+        cost less than the array itself; `cost(arrays)` is what a set of arrays takes in the
+        file (default: their bytes; the encode step passes the container's exact cost)."""
+        cost = cost or (lambda arrays: sum(a.nbytes for a in arrays.values()))
         inner = inner.resident()
         codes = {}
         for role, a in inner.arrays().items():
             if a.dtype.name in CODED_DTYPES and a.size:
                 c = encode(a)
-                if c.nbytes + overhead(role) < a.nbytes:
+                if cost({f"{role}.{p}": getattr(c, p) for p in PARTS}) < cost({role: a}):
                     codes[role] = c
         return cls(inner, codes)
 

@@ -6,7 +6,18 @@ its module and one line here; `optcli steps`, validation and the README table al
 
 from types import ModuleType
 
-from optcli.steps import encode, finetune, lowrank, prune, quantize, share, shrink
+from optcli.steps import (
+    activations,
+    encode,
+    finetune,
+    lowrank,
+    parallelize,
+    prune,
+    quantize,
+    share,
+    shrink,
+    smoothquant,
+)
 
 STEPS: dict[str, ModuleType] = {
     "prune": prune,
@@ -16,4 +27,7 @@ STEPS: dict[str, ModuleType] = {
     "encode": encode,
     "lowrank": lowrank,
     "finetune": finetune,
+    "smoothquant": smoothquant,
+    "activations": activations,
+    "parallelize": parallelize,
 }

@@ -40,6 +40,7 @@ from optcli.coding import empirical_entropy
 from optcli.coding.huffman import CODED_DTYPES
 from optcli.formats import EntropyTensor, StoredTensor
 from optcli.graph import Model
+from optcli.io import member_bytes
 from optcli.params import param
 from optcli.steps.base import StepContext, StepRecord, select_layers
 
@@ -95,24 +96,20 @@ def _selected(model: Model, config: Config) -> list[tuple[str, str]]:
 
 
 def _code(name: str, t: StoredTensor) -> EntropyTensor:
-    """t with the arrays whose coding shrinks the file coded (none: nothing to gain). An
-    array becomes three, so it must save two arrays' overhead; the tensor its params too."""
-    coded = EntropyTensor.code(t, lambda role: 2 * _member_bytes(f"{name}::{role}.bits"))
+    """t with the arrays whose coding shrinks the file coded (none: nothing to gain). The
+    cost of an array is exact: what io.write_npz makes of it (small members are deflated by
+    the container anyway, so coding must beat deflate, and each extra array costs headers)."""
+    cost = lambda arrays: sum(member_bytes(f"{name}::{r}", a)  # noqa: E731
+                              for r, a in arrays.items())
+    coded = EntropyTensor.code(t, cost)
     if coded.codes and _file_bytes(name, coded) < _file_bytes(name, coded.inner):
         return coded
     return EntropyTensor(coded.inner, {})
 
 
-def _member_bytes(key: str) -> int:
-    """What one more array costs in the file besides its data: the .npy header (128 bytes),
-    the zip local and central headers with zip64 extras (~100 bytes, the name twice) and its
-    manifest entry (the name twice more): measured ~280 bytes for a 25-character key."""
-    return 230 + 4 * len(key)
-
-
 def _file_bytes(name: str, t: StoredTensor) -> int:
-    """The tensor's share of the file, estimated: data, per-array overhead, its params."""
-    return sum(a.nbytes + _member_bytes(f"{name}::{role}") for role, a in t.arrays().items()) \
+    """The tensor's share of the file: its members, exactly, plus its manifest params."""
+    return sum(member_bytes(f"{name}::{role}", a) for role, a in t.arrays().items()) \
         + len(json.dumps(t.params()))
 
 
