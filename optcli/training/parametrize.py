@@ -6,6 +6,7 @@ the forward reads, the gradient of the variable, and how the result is stored ag
     sparse, float values       W (dense view)   W * mask              mask, layout; zeros exact
     sparse, int8 + row scales  float shadow W   fakequant(W) * mask   mask, scales, int8 grid
     quantized int8             float shadow W   fakequant(W)          scales, zero points, grid
+    quantized 2..8-bit packed  float shadow W   fakequant(W)          group scales, zero points
     codebook / sparse+codebook centroids C      C[index]              indices (and the mask)
 
 Quantized layers use the straight-through estimator (Bengio, Leonard & Courville, 2013): the
@@ -106,6 +107,37 @@ class Quantized:
                                t.axis, t.bits)
 
 
+class PackedQuantized:
+    """2..8-bit codes packed per row, scales per group: a float shadow W[rows, cols] trains,
+    the forward reads it on the stored grid (u = clip(rint(w / s) + offset, lo, 2^bits - 1),
+    w' = (u - offset) * s, offset 2^(bits-1) or the zero point); storing re-packs the codes
+    with the same scales and zero points, so the grid never moves (QAT at low bit widths)."""
+
+    def __init__(self, t: QuantizedTensor):
+        self.t, self.variable = t, t.decode().reshape(t.rows, t.cols)
+        self.scale, self.offset = t.column_params()          # [rows or 1, cols], broadcast
+        self.lo, self.hi = (1 if t.zero_point is None else 0), (1 << t.bits) - 1
+
+    def codes(self) -> np.ndarray:
+        return np.clip(np.rint(self.variable / self.scale) + self.offset, self.lo, self.hi)
+
+    def weight(self) -> np.ndarray:
+        return ((self.codes() - self.offset) * self.scale).astype(np.float32).reshape(
+            self.t.shape)
+
+    def grad(self, g: np.ndarray) -> np.ndarray:
+        return g.reshape(self.variable.shape)          # straight-through
+
+    def project(self) -> None:
+        pass
+
+    def store(self) -> StoredTensor:
+        t = self.t
+        return QuantizedTensor.from_codes(
+            t.shape, self.codes().astype(np.uint8), t.scale.copy(),
+            None if t.zero_point is None else t.zero_point.copy(), t.bits, t.group_size, t.axis)
+
+
 class Shared:
     """Codebook-shared weights (dense codebook tensor or sparse with codebook values): the
     centroids train, every index (and the mask) stays."""
@@ -169,7 +201,7 @@ def parametrize(t: StoredTensor):
     if isinstance(t, SparseTensor):
         return Masked(t)
     if isinstance(t, QuantizedTensor):
-        return Quantized(t)
+        return PackedQuantized(t) if t.packed else Quantized(t)
     if isinstance(t, DenseTensor) and t.data.dtype.kind == "f":
         return Dense(t)
     raise ValueError(f"cannot train a tensor stored as {t.describe()}")

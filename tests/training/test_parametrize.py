@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from optcli.formats import CodebookTensor, DenseTensor, SparseTensor
+from optcli.quantization.grid import Spec, choose_grid, quantize, to_tensor
 from optcli.steps.quantize import _quantize_sparse, quantize_int8
 from optcli.training.parametrize import parametrize
 
@@ -20,6 +21,13 @@ def _sparse_codebook():
     s = SparseTensor.from_dense(PRUNED, layout="csr")
     index = rng.integers(0, 4, s.values.size).astype(np.uint8)
     return s.with_values(index, None, codebook=np.array([-1, -0.3, 0.2, 0.9], np.float32))
+
+
+def _packed(bits: int, symmetric: bool, group: int | None):
+    spec = Spec(bits=bits, granularity="group" if group else "channel", group_size=group or 128,
+                symmetric=symmetric, scale_dtype="float16")
+    grid = choose_grid(W.astype(np.float64), spec)
+    return to_tensor(W.shape, quantize(W, grid), grid)
 
 
 TENSORS = {
@@ -36,6 +44,9 @@ TENSORS = {
     "codebook rows": lambda: CodebookTensor.from_index(
         W.shape, rng.integers(0, 3, 6), rng.standard_normal((3, 8)), unit="row"),
     "sparse codebook": _sparse_codebook,
+    "4-bit group 4 asym": lambda: _packed(4, False, 4),
+    "3-bit channel sym": lambda: _packed(3, True, None),
+    "2-bit group 3 sym": lambda: _packed(2, True, 3),
 }
 
 
@@ -59,8 +70,9 @@ def test_untouched_parameters_store_back_exactly(kind):
 def test_constraints_hold_after_updates(kind):
     t = TENSORS[kind]()
     p = parametrize(t)
+    lr = 0.5 if t.encoding == "quantized" and t.packed else 0.05     # coarse grids: big steps
     for _ in range(3):
-        p.variable -= 0.05 * p.grad(rng.standard_normal(t.shape).astype(np.float32))
+        p.variable -= lr * p.grad(rng.standard_normal(t.shape).astype(np.float32))
         p.project()
     new = p.store()
     np.testing.assert_allclose(new.decode(), p.weight(), rtol=0, atol=1e-6)
@@ -71,6 +83,10 @@ def test_constraints_hold_after_updates(kind):
         assert not new.decode()[t.decode() == 0][~_stored(t)].any()
     if t.encoding == "quantized" or getattr(t, "scale", None) is not None:
         np.testing.assert_array_equal(new.scale, t.scale)          # same grid
+    if t.encoding == "quantized" and t.packed:
+        assert new.bits == t.bits and new.group_size == t.group_size
+        u = new.unsigned_codes()
+        assert u.max() < 2 ** t.bits and (t.zero_point is not None or u.min() >= 1)
     if hasattr(t, "codebook") and t.codebook is not None:
         old_index = t.index() if isinstance(t, CodebookTensor) else t.values
         new_index = new.index() if isinstance(new, CodebookTensor) else new.values
