@@ -31,8 +31,9 @@ from optcli.pipeline import run_steps  # noqa: E402
 from optcli.steps.base import StepContext  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
-FINETUNE = ("finetune: {{data: fashion_train_small.npz, epochs: {epochs}, lr: 1.0e-3, "
+FINETUNE = ("finetune: {{data: {train}, epochs: {epochs}, lr: 1.0e-3, "
             "warmup: 50, schedule: {schedule}, distill: {{temperature: 2.0}}}}")
+TRAIN = ["fashion_train_small.npz"]        # --train replaces it (e.g. the 60k IDX file)
 
 
 def run(model, yaml: str, seed: int = 0):
@@ -53,7 +54,7 @@ def schedules(model, data, sparsity: float, epochs: int) -> None:
           f"recovery: {top1(pruned, data):.4f}\n")
     print("| schedule | epochs | top-1 after | seconds |\n|---|---|---|---|")
     for schedule in ("constant", "cosine", "step"):
-        yaml = "steps:\n" + prune + "  - " + FINETUNE.format(epochs=epochs,
+        yaml = "steps:\n" + prune + "  - " + FINETUNE.format(train=TRAIN[0], epochs=epochs,
                                                               schedule=schedule) + "\n"
         new, secs = run(model, yaml)
         print(f"| {schedule} | {epochs} | {top1(new, data):.4f} | {secs:.1f} |")
@@ -66,10 +67,12 @@ def gradual(model, data, sparsities: list[float], epochs: int, rounds: int) -> N
     best = {"one-shot": 0.0, "gradual": 0.0}
     for s in sparsities:
         prune = f"prune: {{method: magnitude, sparsity: {s}, scope: global}}"
-        one = f"steps:\n  - {prune}\n  - {FINETUNE.format(epochs=epochs, schedule='cosine')}\n"
+        ft_all = FINETUNE.format(train=TRAIN[0], epochs=epochs, schedule="cosine")
+        ft_round = FINETUNE.format(train=TRAIN[0], epochs=max(epochs // rounds, 1),
+                                   schedule="cosine")
+        one = f"steps:\n  - {prune}\n  - {ft_all}\n"
         grad = (f"steps:\n  - gradual:\n      rounds: {rounds}\n      steps:\n        - {prune}\n"
-                f"        - {FINETUNE.format(epochs=max(epochs // rounds, 1), schedule='cosine')}"
-                "\n")
+                f"        - {ft_round}\n")
         a, b = top1(run(model, one)[0], data), top1(run(model, grad)[0], data)
         print(f"| {s:.0%} | {a:.4f} | {b:.4f} |")
         for k, v in (("one-shot", a), ("gradual", b)):
@@ -84,10 +87,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sparsities", default="0.8,0.9,0.95,0.97")
+    ap.add_argument("--train", default=TRAIN[0], help="training data (.npz or IDX images); "
+                    "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz: all 60k")
+    ap.add_argument("--skip-schedules", action="store_true")
     args = ap.parse_args()
+    TRAIN[0] = args.train
     model = load_model(SAMPLES / "lenet300.npz")
     data = load_dataset(SAMPLES / "fashion_eval.npz", model)
-    schedules(model, data, 0.9, args.epochs)
+    if not args.skip_schedules:
+        schedules(model, data, 0.9, args.epochs)
     gradual(model, data, [float(s) for s in args.sparsities.split(",")], args.epochs,
             args.rounds)
 
