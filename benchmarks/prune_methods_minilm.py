@@ -31,24 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optcli.interop.hf import import_hf  # noqa: E402
-from optcli.steps import prune  # noqa: E402
-from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.retrieval import load_pairs, retrieval, tokenize  # noqa: E402
+from minilm_task import load_task  # noqa: E402
 
-MINILM = ROOT / "real_models" / "minilm"
-CALIB = ROOT / "sample_models" / "devil_calibration.jsonl"
-PAIRS = ROOT / "sample_models" / "devil_retrieval.jsonl"
+from optcli.steps import prune  # noqa: E402
+from optcli.text.retrieval import retrieval  # noqa: E402
+
 PATTERNS = {"50%": {"sparsity": 0.5}, "2:4": {"n": 2, "m": 4}}
 
 
 def main() -> None:
-    model = import_hf(str(MINILM))
-    texts = [t for pair in load_pairs(CALIB) for t in pair]
-    ids, mask = tokenize(model, texts)                   # [N, T] each, padded
-    context = StepContext(seed=0, calibration=lambda: {"input_ids": ids,
-                                                       "attention_mask": mask})
-    pairs = load_pairs(PAIRS)
+    model, context, pairs = load_task()
     print(f"{'pattern':8} {'method':10} {'cosine':>7} {'top1':>6} {'seconds':>8}")
     for pattern, params in PATTERNS.items():
         for method in ("magnitude", "wanda", "sparsegpt"):

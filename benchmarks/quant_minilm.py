@@ -22,15 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optcli.interop.hf import import_hf  # noqa: E402
+from minilm_task import load_task  # noqa: E402
+
 from optcli.io import save_model  # noqa: E402
 from optcli.steps import quantize  # noqa: E402
-from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.retrieval import load_pairs, retrieval, tokenize  # noqa: E402
+from optcli.text.retrieval import retrieval  # noqa: E402
 
-MINILM = ROOT / "real_models" / "minilm"
-CALIB = ROOT / "sample_models" / "devil_calibration.jsonl"
-PAIRS = ROOT / "sample_models" / "devil_retrieval.jsonl"
 G128 = {"granularity": "group", "group_size": 128}
 RUNS = {
     "int8 channel rtn": {"bits": 8},
@@ -49,12 +46,7 @@ RUNS = {
 
 
 def main() -> None:
-    model = import_hf(str(MINILM))
-    texts = [t for pair in load_pairs(CALIB) for t in pair]
-    ids, mask = tokenize(model, texts)                   # [N, T] each, padded
-    context = StepContext(seed=0, calibration=lambda: {"input_ids": ids,
-                                                       "attention_mask": mask})
-    pairs = load_pairs(PAIRS)
+    model, context, pairs = load_task()
     tmp = Path(tempfile.mkdtemp())
     base = save_model(model, tmp / "f32.npz")
     print(f"{'config':26} {'cosine':>7} {'top1':>6} {'mrr':>6} {'MB':>6} {'ratio':>6} "
