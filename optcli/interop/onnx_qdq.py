@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 
 
 def is_int8(t: StoredTensor) -> bool:
-    """Stored tensors that export as int8 codes + DequantizeLinear."""
-    return isinstance(t, QuantizedTensor) or (isinstance(t, SparseTensor) and t.scale is not None)
+    """Stored tensors that export as int8 codes + DequantizeLinear: int8 per tensor or channel
+    (float32 scales) and sparse int8 values. Bit-packed 2..7-bit or grouped codes export as
+    their decoded float32 values (ONNX's int4 QDQ needs opset 21 and a block axis)."""
+    if isinstance(t, QuantizedTensor):
+        return not t.packed and t.codes.dtype == np.int8 and t.scale.dtype == np.float32
+    return isinstance(t, SparseTensor) and t.scale is not None
 
 
 def int8_parts(t: StoredTensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int | None]:

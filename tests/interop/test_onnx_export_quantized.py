@@ -24,7 +24,11 @@ RECIPES = {
     "int8-asym-tensor": [(quantize, {"granularity": "tensor", "symmetric": False})],
     "sparse": [(prune, {"sparsity": 0.8})],
     "sparse-int8": [(prune, {"sparsity": 0.8}), (quantize, {})],
+    "int4-group": [(quantize, {"bits": 4, "granularity": "group", "group_size": 8,
+                               "symmetric": False})],
+    "int8-f16-scales": [(quantize, {"granularity": "group", "group_size": 8})],
 }
+FLOAT_EXPORT = ("sparse", "int4-group", "int8-f16-scales")    # packed codes export decoded
 MODELS = {"mlp": make_mlp, "cnn": make_cnn, "lm": make_lm}
 
 
@@ -61,7 +65,7 @@ def test_compressed_export_matches_runtime(name, recipe):
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
     dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
     n_layers = sum(n.op in ("linear", "conv2d") for n in model.graph.nodes)
-    assert len(dq) == (0 if recipe == "sparse" else n_layers)
+    assert len(dq) == (0 if recipe in FLOAT_EXPORT else n_layers)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
