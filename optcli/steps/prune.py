@@ -101,6 +101,10 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
     for node, name, w in zip(nodes, names, pruned):
         old = model.tensors[name]
         tensors[name] = _store_pruned(old, w, w != 0)
+        if isinstance(old, QuantizedTensor) and old.packed:
+            record.notes.append(f"{node.name}: {old.describe()} codes stored as float values "
+                                "(sparse layers keep per-row int8 at most); quantize after "
+                                "pruning to keep low-bit codes")
         record.layers.append({
             "layer": node.name, "tensor": name,
             "sparsity_before": round(1 - old.nonzeros / old.size, 6),
@@ -123,8 +127,8 @@ def _calibration_stats(model: Model, nodes: list[Node], config: Config,
 
 
 def _store_pruned(old: StoredTensor, w: np.ndarray, keep: np.ndarray) -> StoredTensor:
-    if (isinstance(old, QuantizedTensor) and old.zero_point is None and old.axis == 0
-            and len(old.shape) >= 1):
+    if (isinstance(old, QuantizedTensor) and not old.packed and old.zero_point is None
+            and old.axis == 0 and len(old.shape) >= 1):
         codes = np.where(keep, old.codes, 0).astype(np.int8)
         sparse = SparseTensor.from_dense(codes.astype(np.float32))
         return sparse.with_values(sparse.values.astype(np.int8), old.scale.copy())

@@ -113,6 +113,17 @@ def test_quantize_then_prune_keeps_int8_codes():
     np.testing.assert_array_equal(pd[pd != 0], qd[pd != 0])
 
 
+def test_pruning_packed_low_bit_codes_keeps_their_values_and_says_so():
+    m = make_mlp()
+    q, _ = _apply("quantize", m, bits=4, granularity="group", group_size=16)
+    p, rec = _apply("prune", q, sparsity=0.5)
+    t = p.tensors["fc1.weight"]
+    assert isinstance(t, SparseTensor) and t.values.dtype == np.float32
+    qd, pd = q.tensors["fc1.weight"].decode(), t.decode()
+    np.testing.assert_array_equal(pd[pd != 0], qd[pd != 0])     # kept values: on the grid
+    assert any("fc1: int4/g16" in n and "quantize after pruning" in n for n in rec.notes)
+
+
 def test_files_really_shrink(tmp_path):
     m = make_mlp(sizes=(64, 256, 128, 10))
     sizes = {}
