@@ -10,6 +10,11 @@ gradient checks). Only values that depend on a trainable tensor are differentiat
 backward of the first layer never computes a gradient for the image, and a frozen branch is
 skipped entirely. Gradients of a value read by several nodes are summed (the multivariate
 chain rule), so residual connections and tied weights just work.
+
+A W8A8 layer (input_quant static or dynamic) reads its input fake-quantized exactly as the
+runtime quantizes it (kernels/reference/w8a8.quantize_activation): the forward matches
+inference, the weight gradient sees the quantized input, and the input's gradient passes
+straight through the rounding (quantization-aware training of activations, Jacob et al. 2018).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from optcli.graph import Model, Node
+from optcli.kernels.reference.w8a8 import quantize_activation
 from optcli.ops import OPS
 from optcli.runtime import check_input
 from optcli.training.grads import GRADS, differentiable
@@ -57,6 +63,8 @@ class Tape:
         for n, attrs, needs in zip(self.model.graph.nodes, self.attrs, self.needs):
             inputs = {r: [env[x] for x in v] if isinstance(v, list) else env[v]
                       for r, v in n.inputs.items()}
+            if attrs.get("input_quant", "none") != "none":
+                inputs["x"] = fake_quant_input(n.op, inputs["x"], attrs)
             try:
                 env[n.outputs[0]], saved = GRADS[n.op].forward(inputs, attrs)
             except (ValueError, IndexError) as e:
@@ -85,3 +93,15 @@ def _accumulate(grads: dict[str, np.ndarray], node: Node, role: str, g: Any) -> 
     pieces = zip(names, g) if isinstance(names, list) else [(names, g)]
     for name, gi in pieces:
         grads[name] = gi if name not in grads else grads[name] + gi
+
+
+def fake_quant_input(op: str, x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """x as a W8A8 layer sees it: (codes - zero point) * scale, in x's dtype. Dynamic scales
+    are per token for linear (x viewed [N, in]) and per sample for conv2d, as at inference."""
+    mode, zp = attrs["input_quant"], attrs.get("input_zero_point") or 0
+    xs = x.reshape(-1, x.shape[-1]) if op == "linear" else x
+    q, scale = quantize_activation(xs, mode, attrs.get("input_scale"),
+                                   zp if mode == "static" else 0)
+    if mode == "static":
+        q = q - np.float32(zp)
+    return (q * scale).reshape(x.shape).astype(x.dtype)

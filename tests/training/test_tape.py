@@ -30,6 +30,24 @@ def test_tape_forward_equals_the_reference_runtime(make):
     np.testing.assert_allclose(got["logits"], want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+@pytest.mark.parametrize("make", [make_mlp, make_cnn])
+def test_w8a8_layers_train_on_the_inputs_inference_quantizes(make, mode):
+    """The tape fake-quantizes a W8A8 layer's input as the runtime does (QAT of activations),
+    so training and inference compute the same function."""
+    from optcli.steps import activations, quantize
+    from optcli.steps.base import StepContext
+    model = make()
+    feeds = _feeds(model, np.random.default_rng(0))
+    ctx = StepContext(calibration=lambda: feeds)
+    model, _ = quantize.apply(model, quantize.Config(), ctx)
+    model, _ = activations.apply(model, activations.Config(mode=mode), ctx)
+    assert any(n.attrs.get("input_quant") == mode for n in model.graph.nodes)
+    want = Runtime(model, kernels="reference").run(feeds)["logits"]
+    got = Tape(model, set()).forward(feeds, _weights(model, np.float32), record=False)
+    np.testing.assert_allclose(got["logits"], want, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("make", [make_mlp, make_cnn, make_lm])
 def test_tape_gradients_match_finite_differences(make):
     model = make()
