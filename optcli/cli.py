@@ -244,7 +244,7 @@ def finetune(model: ModelArg,
                  "--eval", help="Evaluate before and after on this .npz.")] = None,
              seed: Annotated[int, typer.Option(min=0)] = 0,
              force: ForceOpt = False, json: JsonOpt = False):
-    """Recovery fine-tuning; masks, int8 grids and codebooks hold. Writes -o atomically."""
+    """Recovery fine-tuning; masks, quantization grids and codebooks hold. Writes -o atomically."""
     options = dict(epochs=epochs, steps=steps, batch_size=batch_size, optimizer=optimizer,
                    lr=lr, schedule=schedule, warmup=warmup, weight_decay=weight_decay,
                    validation=validation, patience=patience,

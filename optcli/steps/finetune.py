@@ -1,5 +1,5 @@
 """The finetune step: recover accuracy lost to compression by training in NumPy, without
-undoing the compression (masks, int8 grids, shared codebooks hold; optcli/training/).
+undoing the compression (masks, quantization grids, shared codebooks hold; optcli/training/).
 
     steps:
       - prune: {method: magnitude, sparsity: 0.9, scope: global}
@@ -38,7 +38,7 @@ from optcli.training.schedules import SCHEDULES
 from optcli.training.trainer import Trainer
 
 DESCRIPTION = ("Recovery fine-tuning in NumPy (SGD/Adam/AdamW, LR schedules, distillation); "
-               "masks, int8 grids and codebooks hold.")
+               "masks, quantization grids (QAT) and codebooks hold.")
 
 DATA_FIELDS = ("data",)          # paths config.py resolves against the pipeline's folder
 TRAIN_OPS = tuple(op for op, spec in OPS.items() if "weight" in spec.weights)
