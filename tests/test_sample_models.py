@@ -38,6 +38,7 @@ def test_stated_accuracy_is_reproduced(model, data, metric, value):
     ("charlm", "charlm_prune_int8"),
     ("charlm", "charlm_sparsegpt"),
     ("lenet300", "deep_compression"),
+    ("lenet300", "deep_compression_finetune"),
 ])
 def test_shipped_pipelines_compress_and_pass_their_gates(tmp_path, model, config):
     out = tmp_path / "small.npz"
