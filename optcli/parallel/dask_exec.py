@@ -27,6 +27,7 @@ from optcli.parallel.plan import ExecutionPlan
 from optcli.parallel.subgraph import join_rows, split_rows
 
 RETRIES = 3
+CONNECT_TIMEOUT_S = 20
 _RUNTIMES: dict[str, Any] = {}        # on a worker: token -> Runtime
 _LOCK = threading.Lock()
 
@@ -38,11 +39,17 @@ def connect(address: str):
     except ImportError:
         raise InputError("--executor needs Dask: pip install 'optcli[dask]'") from None
     if address.startswith("dask://"):
-        return Client("tcp://" + address[len("dask://"):], timeout="20s")
-    if Path(address).is_file():
-        return Client(scheduler_file=address, timeout="20s")
-    raise InputError(f"--executor {address!r}: expected dask://HOST:PORT or a Dask "
-                     "scheduler file")
+        kwargs = {"address": "tcp://" + address[len("dask://"):]}
+    elif Path(address).is_file():
+        kwargs = {"scheduler_file": address}
+    else:
+        raise InputError(f"--executor {address!r}: expected dask://HOST:PORT or a Dask "
+                         "scheduler file")
+    try:
+        return Client(timeout=f"{CONNECT_TIMEOUT_S}s", **kwargs)
+    except (OSError, TimeoutError) as e:          # unreachable, refused, timed out
+        raise InputError(f"--executor {address}: cannot reach the Dask scheduler "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def _run_chunk(model: Model, token: str, weights: str, feeds: Feeds) -> Feeds:

@@ -72,6 +72,18 @@ def test_cli_executor_address_and_scheduler_file(client, tmp_path, cnn_data):
     assert bad.exit_code == 2 and "dask://HOST:PORT" in bad.stderr
 
 
+def test_an_unreachable_scheduler_is_a_usage_error_naming_it(tmp_path, cnn_data, monkeypatch):
+    from optcli.parallel import dask_exec
+    monkeypatch.setattr(dask_exec, "CONNECT_TIMEOUT_S", 1)
+    model, data = tmp_path / "cnn.npz", tmp_path / "d.npz"
+    save_model(make_cnn(), model)
+    np.savez(data, image=cnn_data.inputs["image"][:8], labels=cnn_data.labels[:8])
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data),
+                            "--executor", "dask://127.0.0.1:1"])
+    assert r.exit_code == 2
+    assert "cannot reach the Dask scheduler" in r.stderr and "127.0.0.1:1" in r.stderr
+
+
 def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(client, cnn_data):
     m = make_cnn()
     want = Runtime(m).run(cnn_data.inputs)["logits"]
