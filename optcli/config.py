@@ -231,6 +231,11 @@ def check_against_model(pipeline: Pipeline, model: Model) -> None:
         if p is not None and not p.is_file():
             raise ConfigError(f"{pipeline.source}: data file {p} not found")
     _check_step_data(pipeline, model)
+    for spec in pipeline.steps:          # a step module may check its config against the model
+        hook = getattr(STEPS[spec.name], "check_model", None)
+        problem = hook(spec.config, model) if hook is not None else None
+        if problem:
+            raise ConfigError(f"{pipeline.source}: '{spec.path}': {problem}")
 
 
 def _check_step_data(pipeline: Pipeline, model: Model) -> None:

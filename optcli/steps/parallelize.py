@@ -76,6 +76,18 @@ def _plan(model: Model, config: Config, strategy: str) -> ExecutionPlan:
     return plan
 
 
+def check_model(config: Config, model: Model) -> str | None:
+    """What `validate` and `compress` can say before computing: a given strategy's plan must
+    fit the model (e.g. no more pipeline stages than nodes, stages within the memory)."""
+    if config.strategy == "auto":
+        return None
+    try:
+        check_plan(_plan(model, config, config.strategy), model)
+    except GraphError as e:
+        return str(e)
+    return None
+
+
 def _auto(model: Model, config: Config, record: StepRecord) -> ExecutionPlan:
     """The candidate with the best predicted speedup (deterministic model) that checks."""
     m = pl.default_machine(config.workers)

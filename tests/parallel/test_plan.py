@@ -101,3 +101,20 @@ def test_parse_bytes():
     assert parse_bytes("100") == 100 and np.isclose(parse_bytes("1.5KB"), 1536)
     with pytest.raises(InputError, match="expected e.g. 512MB"):
         parse_bytes("lots")
+
+
+def test_validate_checks_a_parallelize_plan_against_the_model(tmp_path):
+    """`optcli validate` (and compress, before computing) refuses a plan the model can't
+    take, naming the step; the planner's `auto` is left to the step."""
+    from optcli.config import check_against_model, parse_pipeline
+    from optcli.errors import ConfigError
+    model = make_mlp()                                     # flatten + 3 x (linear, relu) ...
+    many = len(model.graph.nodes) + 1
+    bad = parse_pipeline(f"steps:\n  - parallelize: {{strategy: pipeline, workers: {many}}}\n",
+                         "p.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"p.yaml: 'steps\[0\].parallelize': .*pipeline "
+                                          "stages but the graph has only"):
+        check_against_model(bad, model)
+    for text in ("{strategy: pipeline, workers: 2}", "{strategy: auto, workers: 64}"):
+        check_against_model(parse_pipeline(f"steps:\n  - parallelize: {text}\n", "p.yaml",
+                                           tmp_path), model)
