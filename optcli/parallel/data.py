@@ -6,7 +6,9 @@ the slices run at once, and the outputs are concatenated back in order.
 - kind `process`: spawned worker processes, each with its own Runtime over weights it maps
   from one shared file (shared.py: no copy per worker). Every BLAS thread variable is set in
   the environment before a worker starts, and threadpoolctl limits it again inside, so
-  workers × threads stays within the cores asked for. Slices travel through pipes.
+  workers × threads stays within the cores asked for. Each batch is copied once into shared
+  memory and every worker reads its rows from there (batch_memory.py); outputs come back
+  through pipes.
 - kind `thread`: one Runtime, `workers` Python threads calling it; NumPy and BLAS release
   the GIL, so this pays off where big kernels dominate (transformers), not where many small
   NumPy calls do (the Python between them holds the GIL).
@@ -20,8 +22,11 @@ import multiprocessing as mp
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from optcli import errors
 from optcli.parallel.base import Executor, Feeds, no_profile
+from optcli.parallel.batch_memory import BatchReader, BatchRef, BatchWriter
 from optcli.parallel.blas import BlasLimit, child_blas_env
 from optcli.parallel.plan import ExecutionPlan
 from optcli.parallel.shared import SharedWeights, attach, release, share
@@ -56,6 +61,7 @@ class ProcessDataExecutor(Executor):
         self.notes = (f"{self.shared.nbytes} weight bytes shared by memory map "
                       f"({self.shared.path})",)
         self._procs, self._conns = [], []
+        self._batches = BatchWriter()
         try:
             self._start(skeleton, weights)
         except BaseException:
@@ -80,10 +86,13 @@ class ProcessDataExecutor(Executor):
 
     def run(self, feeds: Feeds, profile: dict[str, float] | None = None) -> Feeds:
         no_profile(profile, "data")
-        parts = split_rows(feeds, self.plan_.workers)
-        for conn, part in zip(self._conns, parts):
-            conn.send(part)
-        return join_rows([_unwrap(conn.recv()) for conn in self._conns[:len(parts)]])
+        n = len(next(iter(feeds.values())))
+        bounds = np.linspace(0, n, min(self.plan_.workers, max(n, 1)) + 1).astype(int)
+        name, layout = self._batches.write(feeds)
+        ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+        for conn, rows in zip(self._conns, ranges):
+            conn.send(BatchRef(name, layout, rows))
+        return join_rows([_unwrap(conn.recv()) for conn in self._conns[:len(ranges)]])
 
     def close(self) -> None:
         for c in self._conns:
@@ -96,6 +105,7 @@ class ProcessDataExecutor(Executor):
             if p.is_alive():
                 p.terminate()
         self._procs, self._conns = [], []
+        self._batches.close()
         release(self.shared)
 
 
@@ -121,14 +131,16 @@ def _worker_main(conn, shared: SharedWeights, skeleton, weights: str, threads: i
     except Exception as e:
         conn.send(("error", (type(e).__name__, str(e))))
         return
+    batches = BatchReader()
     while True:
         try:
-            feeds = conn.recv()
+            ref = conn.recv()
         except EOFError:
-            return
-        if feeds is None:
+            ref = None
+        if ref is None:
+            batches.close()
             return
         try:
-            conn.send(("ok", rt.run(feeds)))
+            conn.send(("ok", rt.run(batches.read(ref))))
         except Exception as e:
             conn.send(("error", (type(e).__name__, str(e))))
