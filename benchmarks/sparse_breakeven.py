@@ -17,7 +17,6 @@ does). The numbers in optcli/kernels/breakeven.py come from this script.
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from optcli.bench import measure
 from optcli.formats import SparseTensor
 from optcli.kernels import sparse
 from optcli.kernels.fast.dense import linear
+from optcli.threads import blas_threads
 
 DENSITIES = (0.01, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50)
 
@@ -66,18 +66,8 @@ def main() -> None:
     ap.add_argument("--stat", choices=("min", "median"), default="min",
                     help="compare the fastest runs (default) or the medians")
     args = ap.parse_args()
-    with _blas_threads(args.threads):
+    with blas_threads(args.threads or None):      # 0: leave BLAS at its default
         table(args)
-
-
-@contextlib.contextmanager
-def _blas_threads(n: int):
-    if not n:
-        yield
-        return
-    import threadpoolctl
-    with threadpoolctl.threadpool_limits(n, user_api="blas"):
-        yield
 
 
 def table(args: argparse.Namespace) -> None:

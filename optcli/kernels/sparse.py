@@ -11,12 +11,10 @@ of ~1.45 ms. The oracle is the reference `linear` on the decoded dense weight.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from optcli.formats import SparseTensor
+from optcli.kernels.threads import blas_threads, run_blocks
 
 try:  # optional: without scipy every sparse tensor is decoded per call instead
     import scipy.sparse as _sp
@@ -24,18 +22,10 @@ except ImportError:  # pragma: no cover - exercised only where scipy is absent
     _sp = None
 
 SPLIT_MIN_NNZ = 1 << 16      # below this a second thread costs more than it saves
-_POOL: ThreadPoolExecutor | None = None
 
 
 def available() -> bool:
     return _sp is not None
-
-
-def blas_threads() -> int:
-    """The BLAS thread limit in effect now (what dense kernels get), at least 1."""
-    from threadpoolctl import threadpool_info
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(1, min(counts) if counts else (os.cpu_count() or 1))
 
 
 class CsrWeight:
@@ -52,15 +42,13 @@ class CsrWeight:
         """W @ xt for xt[cols] or xt[cols, B] -> [rows] or [rows, B], blocks in parallel."""
         if len(self.blocks) == 1:
             return self.blocks[0] @ xt
-        futures = [_pool().submit(b.__matmul__, xt) for b in self.blocks]
-        return np.concatenate([f.result() for f in futures])
+        out: list = [None] * len(self.blocks)
 
+        def block(i: int) -> None:
+            out[i] = self.blocks[i] @ xt
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="optcli-csr")
-    return _POOL
+        run_blocks(block, len(self.blocks), len(self.blocks))
+        return np.concatenate(out)
 
 
 def to_csr(t: SparseTensor, threads: int | None = None) -> CsrWeight:

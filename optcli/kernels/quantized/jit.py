@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from optcli.kernels.quantized import jit_any, tiles
-from optcli.kernels.quantized.threads import row_spans, run_blocks
+from optcli.kernels.threads import row_spans, run_blocks
 
 _FLAGS = dict(cache=True, fastmath=True, nogil=True)      # nogil: blocks run in threads
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from optcli.kernels.quantized import tiles
 from optcli.kernels.quantized.layout import PackedWeight
-from optcli.kernels.quantized.threads import blas_threads
 from optcli.kernels.reference.contract import check_linear
+from optcli.kernels.threads import blas_threads
 
 GEMV_MAX_BATCH = 8          # numba: row kernels up to this batch, decoded tiles + BLAS above
                             # (4096^2, 2 threads: rows/tiles 1.31/0.52x float32 at batch 2,

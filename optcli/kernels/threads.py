@@ -1,4 +1,7 @@
-"""Threads for the packed kernels: row blocks handed out to a small pool, one at a time.
+"""Threads for the kernels that BLAS does not run: row blocks handed out to a small pool.
+
+Used by the packed quantized kernels (kernels/quantized/) and the CSR `linear`
+(kernels/sparse.py); both size their work by `blas_threads()`, the limit dense kernels get.
 
 The numba kernels release the GIL (nogil), so Python threads run them in parallel. Threads
 (the caller is one of them) take the next unclaimed block until none is left: when another
@@ -48,7 +51,7 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1),
-                                   thread_name_prefix="optcli-packed")
+                                   thread_name_prefix="optcli-kernels")
     return _POOL
 
 
