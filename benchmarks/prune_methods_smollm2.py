@@ -36,21 +36,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optcli.interop.gguf_import import import_gguf  # noqa: E402
-from optcli.steps import STEPS  # noqa: E402
-from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.perplexity import perplexity  # noqa: E402
-from optcli.text.tokenizer import load_tokenizer  # noqa: E402
+from smollm2_task import (  # noqa: E402
+    CALIB_LEN,
+    CALIB_TEXT,
+    CALIB_WINDOWS,
+    EVAL_TEXT,
+    EVAL_TOKENS,
+    GGUF,
+    block_layers,
+    load_task,
+)
 
-GGUF = ROOT / "real_models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-CALIB_TEXT = Path("/usr/share/common-licenses/Apache-2.0")
-EVAL_TEXT = Path("/usr/share/common-licenses/GPL-3")
-CALIB_WINDOWS, CALIB_LEN, EVAL_TOKENS = 16, 128, 256
+from optcli.steps import STEPS  # noqa: E402
+
 PATTERNS = {"50%": {"sparsity": 0.5}, "2:4": {"n": 2, "m": 4}}
 METHODS = ("magnitude", "wanda", "sparsegpt")
 NOTE = "weights already on a 4-bit grid (Q4_1; embedding Q8_0): 'dense' = those grid values"
@@ -65,19 +66,8 @@ def main() -> None:
     args = ap.parse_args()
     prune = STEPS["prune"]
 
-    model = import_gguf(GGUF)
-    tok = load_tokenizer(model, add_special_tokens=False)
-    calib = tok.encode(CALIB_TEXT.read_text())
-    need = CALIB_WINDOWS * CALIB_LEN
-    if len(calib) < need:
-        raise SystemExit(f"{CALIB_TEXT}: {len(calib)} tokens, need {need}")
-    calib_ids = np.array(calib[:need], dtype=np.int64).reshape(CALIB_WINDOWS, CALIB_LEN)
-    eval_ids = np.array(tok.encode(EVAL_TEXT.read_text())[:EVAL_TOKENS], dtype=np.int64)
-    context = StepContext(seed=0, calibration=lambda: {"ids": calib_ids})
-    layers = ["layers.*"] if args.blocks >= 30 else [f"layers.{b}.*" for b in range(args.blocks)]
-
-    def ppl(m) -> float:
-        return perplexity(m, eval_ids, window=EVAL_TOKENS, stride=EVAL_TOKENS)["perplexity"]
+    model, context, eval_ids, ppl = load_task()
+    layers = block_layers(args.blocks)
 
     t0 = time.perf_counter()
     dense = ppl(model)

@@ -29,16 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optcli.interop.gguf_import import import_gguf  # noqa: E402
-from optcli.steps import STEPS  # noqa: E402
-from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.perplexity import perplexity  # noqa: E402
-from optcli.text.tokenizer import load_tokenizer  # noqa: E402
+from smollm2_task import block_layers, load_task  # noqa: E402
 
-GGUF = ROOT / "real_models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-CALIB_TEXT = Path("/usr/share/common-licenses/Apache-2.0")
-EVAL_TEXT = Path("/usr/share/common-licenses/GPL-3")
-CALIB_WINDOWS, CALIB_LEN, EVAL_TOKENS = 16, 128, 256
+from optcli.steps import STEPS  # noqa: E402
+
 METHODS = {"rtn": {}, "gptq": {"method": "gptq", "act_order": True}, "awq": {"method": "awq"}}
 
 
@@ -49,16 +43,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     args = ap.parse_args()
     quantize = STEPS["quantize"]
-    model = import_gguf(GGUF)
-    tok = load_tokenizer(model, add_special_tokens=False)
-    calib = np.array(tok.encode(CALIB_TEXT.read_text())[:CALIB_WINDOWS * CALIB_LEN], np.int64)
-    calib_ids = calib.reshape(CALIB_WINDOWS, CALIB_LEN)
-    eval_ids = np.array(tok.encode(EVAL_TEXT.read_text())[:EVAL_TOKENS], dtype=np.int64)
-    context = StepContext(seed=0, calibration=lambda: {"ids": calib_ids})
-    layers = ["layers.*"] if args.blocks >= 30 else [f"layers.{b}.*" for b in range(args.blocks)]
-
-    def ppl(m) -> float:
-        return perplexity(m, eval_ids, window=EVAL_TOKENS, stride=EVAL_TOKENS)["perplexity"]
+    model, context, _, ppl = load_task()
+    layers = block_layers(args.blocks)
 
     print(f"source (Q4_1 grid values in float32) perplexity {ppl(model):.4f}; blocks "
           f"0-{args.blocks - 1}", flush=True)
