@@ -19,16 +19,10 @@ reliably.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-CHILD = """
-import sys, time
-import numpy as np
-sys.path.insert(0, {here!r})
-sys.path.insert(0, {root!r})
+from fresh_process import median_ms
+
+SETUP = """
 from quant_kernels import cycling, weights
 from optcli.kernels.fast.memory import keep_freed_memory
 from optcli.kernels.quantized import linear, warm_up
@@ -41,22 +35,11 @@ if {kind!r} == "float32":
 else:
     warm_up("numba")
     f = cycling(lambda w: linear(x, w, None, "numba"), ws)
-for _ in range(10):
-    f()
-ts = []
-for _ in range({repeats}):
-    t = time.perf_counter()
-    f()
-    ts.append(time.perf_counter() - t)
-print(np.median(ts) * 1e3)
 """
 
 
 def side(kind: str, batch: int, repeats: int) -> float:
-    code = CHILD.format(here=str(HERE), root=str(HERE.parent), kind=kind, batch=batch,
-                        repeats=repeats)
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout)
+    return median_ms(SETUP.format(kind=kind, batch=batch), repeats)
 
 
 def main() -> None:

@@ -18,15 +18,10 @@ Measured 2026-11-29 on the idle 2-core VM, six runs: batch 1, dense 1.56-2.34 ms
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CHILD = """
-import sys, time
-import numpy as np
-sys.path.insert(0, {root!r})
+from fresh_process import median_ms
+
+SETUP = """
 from optcli.formats import SparseTensor
 from optcli.kernels import sparse
 from optcli.kernels.fast.dense import linear
@@ -41,22 +36,11 @@ else:
     csr = sparse.to_csr(SparseTensor.from_dense(w))
     f = lambda: sparse.linear_csr(x, csr)
 del w
-for _ in range(10):
-    f()
-ts = []
-for _ in range({repeats}):
-    t = time.perf_counter()
-    f()
-    ts.append(time.perf_counter() - t)
-print(np.median(ts) * 1e3)
 """
 
 
 def side(name: str, density: float, batch: int, repeats: int) -> float:
-    code = CHILD.format(root=str(ROOT), side=name, density=density, batch=batch,
-                        repeats=repeats)
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout)
+    return median_ms(SETUP.format(side=name, density=density, batch=batch), repeats)
 
 
 def main() -> None:
