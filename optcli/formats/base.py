@@ -48,6 +48,16 @@ class StoredTensor(ABC):
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
+    def rows(self) -> int:
+        """The first axis: output rows/channels, in the 2-D view [rows, cols] sparse and
+        packed layouts store (cols = everything else, e.g. C*kh*kw of a conv weight)."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def cols(self) -> int:
+        return self.size // max(self.rows, 1)
+
+    @property
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.arrays().values()))
 

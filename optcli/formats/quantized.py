@@ -58,14 +58,6 @@ class QuantizedTensor(StoredTensor):
     def packed(self) -> bool:
         return packed_layout(self.bits, self.group_size)
 
-    @property
-    def rows(self) -> int:
-        return self.shape[0] if self.shape else 1
-
-    @property
-    def cols(self) -> int:
-        return self.size // max(self.rows, 1)
-
     def unsigned_codes(self) -> np.ndarray:
         """Packed layout: the codes u as uint8 [rows, cols]."""
         return unpack_rows(self.codes, self.bits, self.cols)

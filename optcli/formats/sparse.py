@@ -49,14 +49,6 @@ class SparseTensor(StoredTensor):
             values, indices, indptr, mask, scale, gaps)
         self.codebook = codebook
 
-    @property
-    def rows(self) -> int:
-        return self.shape[0] if self.shape else 1
-
-    @property
-    def cols(self) -> int:
-        return self.size // max(self.rows, 1)
-
     @classmethod
     def from_dense(cls, w: np.ndarray, layout: str = "auto") -> "SparseTensor":
         """Encode w (any float array, >= 1-D); zeros are dropped, everything else kept exactly.
