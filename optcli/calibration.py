@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -67,14 +68,25 @@ def layer_inputs(model: Model, nodes: list[Node], data: dict[str, np.ndarray],
             by_value[v] = LayerInputs(n.name, v, np.zeros(d_in),
                                       hessian=np.zeros((d_in, d_in)) if hessian else None)
         out[n.name] = by_value[v]
-    runtime = Runtime(_probe(model, list(by_value)))
+    for batch in stream_values(model, list(by_value), data, batch_size):
+        for v, stats in by_value.items():
+            stats.add(batch[v])
+    return out
+
+
+def stream_values(model: Model, values: list[str], data: dict[str, np.ndarray],
+                  batch_size: int = 32) -> Iterator[dict[str, np.ndarray]]:
+    """Per calibration batch, {value: x} for each graph value in `values`, from one run of
+    the model with those values as extra outputs. With an attention mask, a [B, T, D] value
+    comes as its real tokens only, x[mask > 0] ([tokens, D]); other values (conv inputs
+    [B, C, H, W]) as they are. Every calibration statistic is fed from here."""
+    runtime = Runtime(_probe(model, values))
     mask = next((vi.name for vi in model.graph.inputs if vi.meaning == "attention_mask"), None)
     for feeds in _batches(data, mask, batch_size):
         res = runtime.run(feeds)
         tokens = feeds[mask] > 0 if mask in feeds else None                  # [B, T]
-        for v, stats in by_value.items():
-            stats.add(res[v], tokens)
-    return out
+        yield {v: res[v][tokens] if tokens is not None and res[v].shape[:-1] == tokens.shape
+               else res[v] for v in values}
 
 
 def _batches(data: dict[str, np.ndarray], mask: str | None, batch_size: int):

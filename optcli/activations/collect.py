@@ -1,9 +1,10 @@
 """Statistics of layer inputs, streamed over the calibration set in one pass.
 
-Like `optcli.calibration.layer_inputs` (and with its batching: by length, padding cut off and
-masked out), but with any statistic that has `add(x)`: a `Histogram` per input value for the
-activation observers, a `ChannelMax` for SmoothQuant. Layers that read the same value share
-one statistic. Nothing but the statistics is kept, so memory does not grow with the data.
+Like `optcli.calibration.layer_inputs` (fed by the same `stream_values`: batched by length,
+padding cut off and masked out), but with any statistic that has `add(x)`: a `Histogram` per
+input value for the activation observers, a `ChannelMax` for SmoothQuant. Layers that read
+the same value share one statistic. Nothing but the statistics is kept, so memory does not
+grow with the data.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from optcli.calibration import _batches, _probe
+from optcli.calibration import stream_values
 from optcli.graph import Model, Node
-from optcli.runtime import Runtime
 
 
 class ChannelMax:
@@ -31,18 +31,8 @@ class ChannelMax:
 def observe_inputs(model: Model, nodes: list[Node], data: dict[str, np.ndarray],
                    make: Callable[[], object], batch_size: int = 32) -> dict[str, object]:
     """Node name -> the statistic (from `make()`) of its input `x` over `data`."""
-    by_value: dict[str, object] = {}
-    for n in nodes:
-        by_value.setdefault(n.inputs["x"], None)
-    by_value = {v: make() for v in by_value}
-    runtime = Runtime(_probe(model, list(by_value)))
-    mask = next((vi.name for vi in model.graph.inputs if vi.meaning == "attention_mask"), None)
-    for feeds in _batches(data, mask, batch_size):
-        res = runtime.run(feeds)
-        tokens = feeds[mask] > 0 if mask in feeds else None                # [B, T]
+    by_value = {v: make() for v in dict.fromkeys(n.inputs["x"] for n in nodes)}
+    for batch in stream_values(model, list(by_value), data, batch_size):
         for v, stat in by_value.items():
-            x = res[v]
-            if tokens is not None and x.shape[:-1] == tokens.shape:
-                x = x[tokens]                                               # real tokens only
-            stat.add(x)
+            stat.add(batch[v])
     return {n.name: by_value[n.inputs["x"]] for n in nodes}

@@ -9,15 +9,12 @@ Grouped convolutions (groups > 1) get no Hessian: their layers fall back to roun
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from optcli.calibration import layer_inputs
-from optcli.graph import Model, Node, ValueInfo
+from optcli.calibration import layer_inputs, stream_values
+from optcli.graph import Model, Node
 from optcli.kernels.reference.contract import pair
-from optcli.runtime import Runtime
 
 
 def layer_hessians(model: Model, nodes: list[Node], data: dict[str, np.ndarray],
@@ -42,17 +39,11 @@ def layer_hessians(model: Model, nodes: list[Node], data: dict[str, np.ndarray],
 def _conv_hessians(model: Model, nodes: list[Node], data: dict[str, np.ndarray],
                    batch_size: int) -> dict[str, np.ndarray]:
     values = sorted({n.inputs["x"] for n in nodes})
-    have = {vi.name for vi in model.graph.outputs}
-    extra = tuple(ValueInfo(v, ("batch",)) for v in values if v not in have)
-    runtime = Runtime(model.replace(graph=dataclasses.replace(
-        model.graph, outputs=model.graph.outputs + extra)))
     sums = {n.name: 0.0 for n in nodes}
     rows = {n.name: 0 for n in nodes}
-    count = len(next(iter(data.values())))
-    for i in range(0, count, batch_size):
-        res = runtime.run({k: a[i:i + batch_size] for k, a in data.items()})
+    for batch in stream_values(model, values, data, batch_size):
         for n in nodes:
-            p = im2col(res[n.inputs["x"]], model.tensors[n.inputs["weight"]].shape, n.attrs)
+            p = im2col(batch[n.inputs["x"]], model.tensors[n.inputs["weight"]].shape, n.attrs)
             sums[n.name] = sums[n.name] + p.T @ p
             rows[n.name] += p.shape[0]
     return {k: np.asarray(sums[k]) / max(rows[k], 1) for k in sums}
