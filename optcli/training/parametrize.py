@@ -118,12 +118,9 @@ class PackedQuantized:
         self.scale, self.offset = t.column_params()          # [rows or 1, cols], broadcast
         self.lo, self.hi = (1 if t.zero_point is None else 0), (1 << t.bits) - 1
 
-    def codes(self) -> np.ndarray:
-        return np.clip(np.rint(self.variable / self.scale) + self.offset, self.lo, self.hi)
-
     def weight(self) -> np.ndarray:
-        return ((self.codes() - self.offset) * self.scale).astype(np.float32).reshape(
-            self.t.shape)
+        w = fake_quant(self.variable, self.scale, self.offset, self.lo, self.hi)
+        return w.astype(np.float32).reshape(self.t.shape)
 
     def grad(self, g: np.ndarray) -> np.ndarray:
         return g.reshape(self.variable.shape)          # straight-through
@@ -133,8 +130,9 @@ class PackedQuantized:
 
     def store(self) -> StoredTensor:
         t = self.t
+        codes = quant_codes(self.variable, self.scale, self.offset, self.lo, self.hi)
         return QuantizedTensor.from_codes(
-            t.shape, self.codes().astype(np.uint8), t.scale.copy(),
+            t.shape, codes.astype(np.uint8), t.scale.copy(),
             None if t.zero_point is None else t.zero_point.copy(), t.bits, t.group_size, t.axis)
 
 
