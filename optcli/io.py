@@ -260,23 +260,27 @@ def member_bytes(key: str, a: np.ndarray) -> int:
     bytes, the name twice, zip64 fields for huge members). Its manifest entry is not counted."""
     name = len(f"{key}.npy".encode())
     headers = 76 + 2 * name + (48 if a.nbytes >= ZIP64_FROM_BYTES else 0)
-    if a.nbytes > SMALL_MEMBER_BYTES and key != MANIFEST_KEY:
+    if not _deflated(key, a):
         return headers + a.nbytes + _npy_header_bytes(a)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)        # raw deflate, as zipfile stores it
+    return headers + len(c.compress(_npy_bytes(a)) + c.flush())
+
+
+def _deflated(key: str, a: np.ndarray) -> bool:
+    """Members write_npz deflates: the manifest and arrays of at most SMALL_MEMBER_BYTES."""
+    return a.nbytes <= SMALL_MEMBER_BYTES or key == MANIFEST_KEY
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=False)
-    return headers + len(_deflate(buf.getvalue()))
+    return buf.getvalue()
 
 
 def _npy_header_bytes(a: np.ndarray) -> int:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(a))
     return len(buf.getvalue())
-
-
-def _deflate(data: bytes) -> bytes:
-    """Raw deflate at level 9: the bytes zipfile stores for a ZIP_DEFLATED member."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return c.compress(data) + c.flush()
 
 
 def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
@@ -290,10 +294,8 @@ def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
         for key in sorted(arrays):
             a = np.asanyarray(arrays[key])
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            if a.nbytes <= SMALL_MEMBER_BYTES or key == MANIFEST_KEY:
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, a, allow_pickle=False)
-                zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED,
+            if _deflated(key, a):
+                zf.writestr(info, _npy_bytes(a), compress_type=zipfile.ZIP_DEFLATED,
                             compresslevel=9)
                 continue
             with zf.open(info, "w", force_zip64=a.nbytes >= ZIP64_FROM_BYTES) as member:

@@ -211,3 +211,18 @@ def test_corrupt_deflated_member(tmp_path, mlp):
     p.write_bytes(bytes(raw))
     with pytest.raises(ModelFormatError, match=r"m\.npz"):
         load_model(p)
+
+
+def test_member_bytes_is_exactly_what_each_array_adds_to_the_file(tmp_path):
+    """The encode step decides with io.member_bytes: it must match write_npz to the byte."""
+    rng = np.random.default_rng(0)
+    arrays = {"a::codes": rng.integers(0, 5, 3000).astype(np.uint8),            # deflated
+              "b::values": rng.standard_normal(40000).astype(np.float32),       # stored
+              "c::bias": np.arange(10, dtype=np.float32)}
+    empty, full = tmp_path / "e.npz", tmp_path / "f.npz"
+    with open(empty, "wb") as f:
+        io.write_npz(f, {})
+    with open(full, "wb") as f:
+        io.write_npz(f, arrays)
+    added = full.stat().st_size - empty.stat().st_size
+    assert added == sum(io.member_bytes(k, a) for k, a in arrays.items())
