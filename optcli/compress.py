@@ -86,13 +86,14 @@ def _size(before, after, disk_before: int, disk_after: int) -> dict[str, Any]:
 def _layers(before, after) -> list[dict[str, Any]]:
     """One row per layer of the input. A layer a step split in two (lowrank: `fc1.lr_in` then
     `fc1`) is counted with both parts; a removed layer has no row."""
-    names_before = {r.layer for r in layer_sizes(before)}
+    rows_before = layer_sizes(before)
+    names_before = {r.layer for r in rows_before}
     parts: dict[str, list] = {}
     for a in layer_sizes(after):
         origin = a.layer if a.layer in names_before else _parent(a.layer, names_before)
         parts.setdefault(origin, []).append(a)
     rows = []
-    for b in layer_sizes(before):
+    for b in rows_before:
         got = parts.get(b.layer)
         if not got:
             continue
