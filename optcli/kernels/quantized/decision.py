@@ -1,14 +1,15 @@
 """Where the packed `linear` kernel beats float32 BLAS: speed-ups measured here.
 
-Measured by `benchmarks/quant_breakeven.py --repeats 9` (BLAS default threads, i.e. 2) on
-2026-11-29 on the shared 2-core AMD EPYC VM (OpenBLAS, NumPy 2.4.6, numba 0.68.1), load
-average 1.5-1.7 during the run (other users' jobs): square weights W[n, n] (8 bits: int8
-codes, a scale per output channel; 4 bits: packed, groups of 128), float32 time / packed time,
-fastest of the interleaved runs of each side, every call streaming its weight from memory.
-> 1: packed is faster. At batch 1 the numba kernel wins for int8 (reading a quarter of the
-bytes) and for 4 bits only on small layers (unpacking nibbles costs more than the bytes it
-saves on large ones); at batch 256 writing decoded float32 tiles for BLAS costs 10-25 % more
-than float32 GEMM reading its weight, everywhere; the NumPy fallback loses at every size.
+Measured by `benchmarks/quant_breakeven.py --repeats 9` (BLAS default threads, i.e. 2) on the
+shared 2-core AMD EPYC VM (OpenBLAS, NumPy 2.4.6, numba 0.68.1): the numpy rows on 2026-11-29
+(load average 1.5-1.7), the numba rows re-measured later that day (load 0.6-0.9, after 4- and
+2-bit codes moved to float32 lanes, jit.py): square weights W[n, n] (8 bits: int8 codes, a
+scale per output channel; 4 bits: packed, groups of 128), float32 time / packed time, fastest
+of the interleaved runs of each side, every call streaming its weight from memory. > 1: packed
+is faster. At batch 1 the numba kernel wins for int8 (reading a quarter of the bytes) and for 4
+bits (interleaved with BLAS calls, as here, 1.5x; timed alone, quant_kernels_isolated.py, ~2x);
+at batch 256 writing decoded float32 tiles for BLAS costs 10-25 % more than float32 GEMM
+reading its weight, everywhere; the NumPy fallback loses at every size.
 
 The runtime's weights="auto" runs a quantized linear layer packed only where the entry for its
 size, width and backend is above 1 at batch 1 AND batch 256, so packing is never the slower
@@ -21,10 +22,10 @@ from __future__ import annotations
 # backend -> bits -> weight side n -> {batch: float32 time / packed time}
 SPEEDUP: dict[str, dict[int, dict[int, dict[int, float]]]] = {
     "numba": {
-        8: {384: {1: 2.17, 256: 0.87}, 1024: {1: 1.04, 256: 0.81},
-            4096: {1: 2.07, 256: 0.87}},
-        4: {384: {1: 1.65, 256: 0.74}, 1024: {1: 0.72, 256: 0.75},
-            4096: {1: 0.75, 256: 0.79}},
+        8: {384: {1: 1.99, 256: 0.82}, 1024: {1: 1.00, 256: 0.81},
+            4096: {1: 1.48, 256: 0.83}},
+        4: {384: {1: 1.98, 256: 0.85}, 1024: {1: 1.09, 256: 0.82},
+            4096: {1: 1.55, 256: 0.81}},
     },
     "numpy": {
         8: {384: {1: 0.67, 256: 0.84}, 1024: {1: 0.37, 256: 0.84},

@@ -2,8 +2,11 @@
 
 Byte-aligned codes (8, 4 and 2 bits, groups a whole number of bytes) are read in phase-major
 order: phase p of byte j is code j * per_byte + p, and x is permuted the same way once per
-call (`_phases`), so every loop reads and writes with stride 1 and LLVM vectorises it (byte
-shifts and masks, convert, FMA). Other widths and groups take jit_any.py's element-order path.
+call (`_phases`), so every loop reads and writes with stride 1 and LLVM vectorises it. Codes
+are split from their byte in float32 lanes: byte -> float, then floor(byte / 2^k) (exact: a
+byte and its power-of-two quotients are exact in float32). Integer shifts and masks would be
+widened to int64 by numba's typing, halving the vector width (4 bits: 3x slower). Other widths
+and groups take jit_any.py's element-order path.
 Kernels work on a block of rows [r0, r1), serially and without the GIL, and threads.py runs
 blocks on several threads:
 - `_rows8`, `_rows4`, `_rows2` (batch 1): y straight from the packed bytes, codes unpacked in
@@ -69,9 +72,10 @@ def _decode4(row, srow, zrow, gbytes, out):
         seg = row[j0:j0 + gbytes]
         o0, o1 = out[j0:j0 + seg.shape[0]], out[n + j0:n + j0 + seg.shape[0]]
         for j in range(seg.shape[0]):
-            b = np.int32(seg[j])
-            o0[j] = (np.float32(b >> 4) - z) * s
-            o1[j] = (np.float32(b & 15) - z) * s
+            f = np.float32(seg[j])                       # byte 16 c0 + c1, exact in float32
+            c0 = np.floor(f * np.float32(1 / 16))
+            o0[j] = (c0 - z) * s
+            o1[j] = (f - np.float32(16) * c0 - z) * s
 
 
 @njit(**_FLAGS)
@@ -85,11 +89,14 @@ def _decode2(row, srow, zrow, gbytes, out):
         o0, o1 = out[j0:j0 + m], out[n + j0:n + j0 + m]
         o2, o3 = out[2 * n + j0:2 * n + j0 + m], out[3 * n + j0:3 * n + j0 + m]
         for j in range(m):
-            b = np.int32(seg[j])
-            o0[j] = (np.float32(b >> 6) - z) * s
-            o1[j] = (np.float32((b >> 4) & 3) - z) * s
-            o2[j] = (np.float32((b >> 2) & 3) - z) * s
-            o3[j] = (np.float32(b & 3) - z) * s
+            f = np.float32(seg[j])                       # 64 c0 + 16 c1 + 4 c2 + c3
+            t0 = np.floor(f * np.float32(1 / 64))        # c0
+            t1 = np.floor(f * np.float32(1 / 16))        # 4 c0 + c1
+            t2 = np.floor(f * np.float32(1 / 4))         # 16 c0 + 4 c1 + c2
+            o0[j] = (t0 - z) * s
+            o1[j] = (t1 - np.float32(4) * t0 - z) * s
+            o2[j] = (t2 - np.float32(4) * t1 - z) * s
+            o3[j] = (f - np.float32(4) * t2 - z) * s
 
 
 @njit(**_FLAGS)
@@ -112,8 +119,9 @@ def _rows8(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
 
 @njit(**_FLAGS)
 def _rows4(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
-    """`_rows8` for 4-bit codes: both nibbles of a byte unpacked in registers, each multiplied
-    by its own unit-stride run of x (phase-major: x[:n] even columns, x[n:] odd ones)."""
+    """`_rows8` for 4-bit codes: byte f = 16 c0 + c1 split in float32 lanes (c0 = floor(f / 16),
+    c1 = f - 16 c0), each code multiplied by its own unit-stride run of x (phase-major: x[:n]
+    even columns, x[n:] odd ones)."""
     n = codes.shape[1]
     for r in range(r0, r1):
         srow, zrow = scale[r if scale.shape[0] > 1 else 0], zero[r if zero.shape[0] > 1 else 0]
@@ -124,8 +132,9 @@ def _rows4(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
             x0, x1 = x[j0:j0 + us.shape[0]], x[n + j0:n + j0 + us.shape[0]]
             acc = np.float32(0.0)
             for j in range(us.shape[0]):
-                b = np.int32(us[j])
-                acc += np.float32(b >> 4) * x0[j] + np.float32(b & 15) * x1[j]
+                f = np.float32(us[j])
+                c0 = np.floor(f * np.float32(1 / 16))
+                acc += c0 * x0[j] + (f - np.float32(16) * c0) * x1[j]
             z = np.float32(zrow[g if zrow.shape[0] > 1 else 0])
             total += srow[g if srow.shape[0] > 1 else 0] * (acc - z * xsum[g])
         out[r] = total
@@ -133,7 +142,9 @@ def _rows4(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
 
 @njit(**_FLAGS)
 def _rows2(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
-    """`_rows4` for 2-bit codes: four codes a byte, four runs of x."""
+    """`_rows4` for 2-bit codes: byte f = 64 c0 + 16 c1 + 4 c2 + c3, from t0 = floor(f / 64)
+    = c0, t1 = floor(f / 16) = 4 c0 + c1 and t2 = floor(f / 4) = 16 c0 + 4 c1 + c2: four codes,
+    four runs of x."""
     n = codes.shape[1]
     for r in range(r0, r1):
         srow, zrow = scale[r if scale.shape[0] > 1 else 0], zero[r if zero.shape[0] > 1 else 0]
@@ -146,9 +157,12 @@ def _rows2(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
             x2, x3 = x[2 * n + j0:2 * n + j0 + m], x[3 * n + j0:3 * n + j0 + m]
             acc = np.float32(0.0)
             for j in range(m):
-                b = np.int32(us[j])
-                acc += (np.float32(b >> 6) * x0[j] + np.float32((b >> 4) & 3) * x1[j]
-                        + np.float32((b >> 2) & 3) * x2[j] + np.float32(b & 3) * x3[j])
+                f = np.float32(us[j])
+                t0 = np.floor(f * np.float32(1 / 64))
+                t1 = np.floor(f * np.float32(1 / 16))
+                t2 = np.floor(f * np.float32(1 / 4))
+                acc += (t0 * x0[j] + (t1 - np.float32(4) * t0) * x1[j]
+                        + (t2 - np.float32(4) * t1) * x2[j] + (f - np.float32(4) * t2) * x3[j])
             z = np.float32(zrow[g if zrow.shape[0] > 1 else 0])
             total += srow[g if srow.shape[0] > 1 else 0] * (acc - z * xsum[g])
         out[r] = total
