@@ -16,8 +16,9 @@ Devil's Dictionary texts (`--batch` texts a run, default 1) and reports from
 - run peak: the peak resident size while running (VmHWM, reset through /proc/self/clear_refs
   just before the run);
 and the runtime's own figure, the weight bytes it keeps resident (`Runtime.resident_bytes`).
-MiniLM's token embedding table (30522 x 384, 45 MB float32) is not a linear layer, so the
-quantize step leaves it float32 in every variant.
+MiniLM's token embedding table (30522 x 384, 45 MB float32) is not a linear layer: the quantize
+step leaves it float32 unless `embeddings: true` (the "+emb" variants), which quantizes the
+tables too; the runtime then gathers rows from them packed (kernels/quantized/gather.py).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = ROOT / "real_models" / "minilm"
 PAIRS = ROOT / "sample_models" / "devil_retrieval.jsonl"
-VARIANTS = {"int8": {"bits": 8}, "int4-g128": {"bits": 4, "granularity": "group",
-                                               "group_size": 128}}
+G128 = {"granularity": "group", "group_size": 128}
+VARIANTS = {"int8": {"bits": 8}, "int4-g128": {"bits": 4, **G128},
+            "int8+emb": {"bits": 8, "embeddings": True},
+            "int4+emb": {"bits": 4, **G128, "embeddings": True}}
 
 
 def status_mb(key: str) -> float:

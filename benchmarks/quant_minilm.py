@@ -9,7 +9,9 @@ AWQ (+RTN, +GPTQ); 3-bit group-128 RTN vs GPTQ. Calibration: the 128 Devil's Dic
 of sample_models/devil_calibration.jsonl (padding left out). Evaluation: Devil's Dictionary
 retrieval (sample_models/devil_retrieval.jsonl, 200 pairs disjoint from calibration): mean
 cosine of the embeddings to float32, top-1 and MRR (float32: 0.315 / 0.402), and the whole
-model file's bytes (embeddings stay float32, so the ratio is of the file, not of the layers).
+model file's bytes (embeddings stay float32 except in the "+ tables" rows, which quantize the
+embedding tables too by RTN with the step's grid: `embeddings: true`).
+    python benchmarks/quant_minilm.py --only tables            # rows whose label contains it
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ RUNS = {
     "int4 g128 awq asym": {"method": "awq", "bits": 4, "symmetric": False, **G128},
     "int4 g128 awq+gptq asym": {"method": "awq", "awq_solver": "gptq", "bits": 4,
                                 "symmetric": False, **G128},
+    "int8 rtn + tables": {"bits": 8, "embeddings": True},
+    "int4 g128 gptq act + tables": {"method": "gptq", "bits": 4, "symmetric": False,
+                                    "act_order": True, "embeddings": True, **G128},
     "int3 g128 rtn asym": {"bits": 3, "symmetric": False, **G128},
     "int3 g128 gptq asym act": {"method": "gptq", "bits": 3, "symmetric": False,
                                 "act_order": True, **G128},
@@ -46,12 +51,15 @@ RUNS = {
 
 
 def main() -> None:
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     model, context, pairs = load_task()
     tmp = Path(tempfile.mkdtemp())
     base = save_model(model, tmp / "f32.npz")
     print(f"{'config':26} {'cosine':>7} {'top1':>6} {'mrr':>6} {'MB':>6} {'ratio':>6} "
           f"{'seconds':>8}")
     for label, params in RUNS.items():
+        if only not in label:
+            continue
         t0 = time.perf_counter()
         q, _ = quantize.apply(model, quantize.Config(**params), context)
         seconds = time.perf_counter() - t0

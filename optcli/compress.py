@@ -22,6 +22,7 @@ from optcli.report import CompressReport
 from optcli.sizes import layer_sizes, total_bytes, total_params
 from optcli.steps.base import StepContext
 from optcli.text.evaluate_text import data_kind
+from optcli.text.retrieval import text_dataset
 
 
 def compress(model_path: str | Path, config_path: str | Path, out_path: str | Path, *,
@@ -67,8 +68,15 @@ def _evaluation(pipeline, model) -> Dataset | Path | None:
 
 
 def _calibration(pipeline, model) -> Dataset | None:
+    """The calibration set: an .npz of the model's inputs, or for a sentence encoder a .jsonl
+    of query/document pairs whose texts it tokenizes (text.retrieval.text_dataset)."""
     c = pipeline.calibration
-    return load_dataset(pipeline.resolve(c.data), model, c.samples) if c else None
+    if not c:
+        return None
+    path = pipeline.resolve(c.data)
+    if data_kind(path) == "pairs":
+        return text_dataset(model, path, c.samples)
+    return load_dataset(path, model, c.samples)
 
 
 def _size(before, after, disk_before: int, disk_after: int) -> dict[str, Any]:

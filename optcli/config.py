@@ -26,7 +26,7 @@ from optcli.gradual import GradualConfig, schedule_problem, sparsity_at
 from optcli.graph import Model
 from optcli.params import build, param
 from optcli.steps import STEPS
-from optcli.steps.base import unmatched_selectors
+from optcli.steps.base import selector_ops, unmatched_selectors
 from optcli.yamlsrc import load_yaml
 
 METRICS = ("auto", "top1", "top5", "agreement", "cosine", "perplexity")
@@ -218,9 +218,10 @@ def check_against_model(pipeline: Pipeline, model: Model) -> None:
     """Every `layers:`/`exclude:` glob must match a layer; data files must exist."""
     for spec in pipeline.steps:
         for key in ("layers", "exclude"):
-            bad = unmatched_selectors(model, list(getattr(spec.config, key, [])))
+            ops = selector_ops(spec.config)
+            bad = unmatched_selectors(model, list(getattr(spec.config, key, [])), ops)
             if bad:
-                layers = [n.name for n in model.graph.nodes if n.op in ("linear", "conv2d")]
+                layers = [n.name for n in model.graph.nodes if n.op in ops]
                 shown = ", ".join(layers[:12]) + (" ..." if len(layers) > 12 else "")
                 raise ConfigError(f"{pipeline.source}: '{spec.path}.{key}' pattern "
                                   f"{bad[0]!r} matches no layer of '{model.name}' "

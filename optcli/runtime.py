@@ -16,7 +16,8 @@
 A quantized `linear` weight may run "packed": its codes stay packed and a packed kernel
 (kernels/quantized: numba, or tiled NumPy decode + BLAS) decodes what each call needs, always
 under weights="compact", under "auto" where kernels/quantized/decision.py measured it faster
-than float32 at batch 1 and 256.
+than float32 at batch 1 and 256. A quantized `embedding` table runs packed under both policies:
+each call decodes only the rows its ids name (kernels/quantized/gather.py).
 The plan records each choice ("csr", "decoded", "decode-per-call", "packed"); the weight of a
 W8A8 layer (input_quant set, ops.py) is "int8-codes" under every policy: its int8 codes as exact
 float32 integers, read by the W8A8 kernels (kernels/w8a8.py).
@@ -54,6 +55,7 @@ from optcli.ops import OPS
 
 WEIGHT_POLICIES = ("auto", "compact")
 TRANSPOSE_DENSE_MAX_BYTES = 128 << 20
+_PACKED_USES = {("linear", "weight"), ("embedding", "weight")}
 _FINITE_SUM_MIN = 4096      # inputs from this size take a SIMD sum, not a dot (_all_finite)
 
 
@@ -110,19 +112,27 @@ class Runtime:
         return "decoded" if self.policy == "auto" else "decode-per-call"
 
     def _packable(self, name: str, t: StoredTensor) -> bool:
-        """A quantized linear weight with a packed kernel (kernels/quantized): packed always
-        in compact, in auto only where it was measured faster than float32 at batch 1 and
-        256 for its size, width and backend (kernels/quantized/decision.py)."""
-        if t.encoding != "quantized" or not self._only_linear_weight(name):
+        """A quantized weight read only as a `linear` weight or an `embedding` table, with a
+        packed layout (kernels/quantized). A table read by embeddings only is always packed
+        (a gather decodes just the rows it reads: no speed to lose); one a linear reads is
+        packed always in compact, in auto only where it was measured faster than float32 at
+        batch 1 and 256 for its size, width and backend (kernels/quantized/decision.py)."""
+        uses = self._uses(name)
+        if t.encoding != "quantized" or not uses or not uses <= _PACKED_USES:
             return False
         w = packed.from_tensor(t)
-        return w is not None and (self.policy == "compact" or packed_is_faster(
-            *w.shape, w.bits, packed.default_backend()))
+        if w is None:
+            return False
+        return (("linear", "weight") not in uses or self.policy == "compact"
+                or packed_is_faster(*w.shape, w.bits, packed.default_backend()))
+
+    def _uses(self, name: str) -> set[tuple[str, str]]:
+        """(op, role) of every node input that reads the tensor `name`."""
+        return {(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()
+                if v == name}
 
     def _only_linear_weight(self, name: str) -> bool:
-        uses = [(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()
-                if v == name]
-        return bool(uses) and all(u == ("linear", "weight") for u in uses)
+        return self._uses(name) == {("linear", "weight")}
 
     def _load(self, name: str, t: StoredTensor) -> Any:
         """The tensor as the kernels read it. Fast auto mode keeps linear weights [out, in] as
@@ -164,6 +174,8 @@ class Runtime:
             return sparse.linear_csr
         if n.op == "linear" and self.forms.get(n.inputs["weight"]) == "packed":
             return packed.linear_packed
+        if n.op == "embedding" and self.forms.get(n.inputs["weight"]) == "packed":
+            return packed.embedding_packed
         return table[n.op]
 
     def _step(self, name: str, op: str, fn: Callable, inputs: dict[str, Any],

@@ -96,3 +96,19 @@ def test_minilm_int8_pipeline(tmp_path):
     assert acc["metric"] == "top1" and acc["before"] == pytest.approx(0.315)
     assert acc["details_after"]["cosine_to_reference"] > 0.999
     assert doc["size"]["ratio"] > 1.5
+
+
+@pytest.mark.skipif(not (ROOT / "real_models" / "minilm").is_dir(),
+                    reason="real_models/minilm not fetched (scripts/fetch_real_models.py)")
+def test_minilm_int4_gptq_with_int8_tables(tmp_path):
+    """4-bit GPTQ calibrated on a .jsonl of texts, tables at int8: 5x smaller, cosine > 0.97."""
+    model = tmp_path / "minilm.npz"
+    _json("import", ROOT / "real_models" / "minilm", "-o", model)
+    doc = _json("compress", model, "--config", ROOT / "configs" / "minilm_int4.yaml", "-o",
+                tmp_path / "q.npz")
+    assert doc["accuracy"]["details_after"]["cosine_to_reference"] > 0.97
+    assert doc["size"]["ratio"] > 5
+    tables = {r["layer"]: r for s in doc["steps"] for r in s.get("layers", [])
+              if r["layer"].startswith("embed.")}
+    assert set(tables) == {"embed.tokens", "embed.positions"}
+    assert all(r["bits"] == 8 for r in tables.values())

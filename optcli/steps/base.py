@@ -69,6 +69,12 @@ def select_layers(model: Model, layers: list[str], exclude: list[str],
     return out
 
 
+def selector_ops(config: object) -> tuple[str, ...]:
+    """The ops a step's `layers:`/`exclude:` globs name: layers, and embedding tables when
+    the step takes them (quantize's `embeddings: true`)."""
+    return (*LAYER_OPS, "embedding") if getattr(config, "embeddings", False) else LAYER_OPS
+
+
 def unmatched_selectors(model: Model, patterns: list[str],
                         ops: tuple[str, ...] = LAYER_OPS) -> list[str]:
     """The globs in `patterns` that match no layer of the given ops (a config error)."""

@@ -20,6 +20,7 @@ by round to nearest, GPTQ or AWQ; mixed precision (`bits: auto`); or float16/bfl
       - quantize: {method: awq, bits: 3, granularity: group, group_size: 128}
       - quantize: {bits: auto, target_bits: 4.5, granularity: group}
       - quantize: {precision: bfloat16, layers: ["head"]}
+      - quantize: {bits: 4, granularity: group, embeddings: true}   # token tables too
 
 Storage (docs/format.md): 8-bit per-tensor/channel is the int8 layout; fewer bits or groups
 use bit-packed unsigned codes with scales in `scale_dtype` (the int8 layout keeps float32).
@@ -28,10 +29,13 @@ values, zeros exactly zero (GPTQ/AWQ do not apply to it). gptq, awq and auto nee
 `calibration:` section (linear layers, and conv2d layers through im2col Hessians); with a
 calibration section every layer's record gives its relative output error on calibration data,
 otherwise the weights' SQNR. Codebook-shared weights are refused unless `requantize_shared`.
+`embeddings: true` adds the embedding tables the selectors match, quantized by round to
+nearest (a row of a table is one output channel); the runtime gathers from them packed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +93,9 @@ class Config:
     layers: list = param(["*"], "glob patterns of layer (node) names to quantize")
     exclude: list = param([], "glob patterns of layer names to leave alone")
     requantize_shared: bool = param(False, "quantize codebook-shared weights (after share) too")
+    embeddings: bool = param(False, "also quantize embedding tables (per row, or groups along "
+                             "a row), by round to nearest whatever `method` says; the runtime "
+                             "keeps them packed and decodes only the rows a batch reads")
 
 
 def check(config: Config) -> str | None:
@@ -102,6 +109,9 @@ def check(config: Config) -> str | None:
         return f"precision {config.precision} stores floats; method and bits: auto do not apply"
     if config.act_order and config.method == "rtn":
         return "act_order applies to method gptq (or awq with awq_solver: gptq)"
+    if config.embeddings and (auto or config.precision != "int"):
+        return ("embeddings: true needs integer codes at fixed bits (use a separate quantize "
+                "step for the tables)")
     return None
 
 
@@ -123,7 +133,22 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
         return _to_precision(model, nodes, config, record)
     hessians = _hessians(model, nodes, config, context)
     model, record.layers, record.notes = quantize_model(model, nodes, config, hessians)
+    if config.embeddings:
+        model, tables = _quantize_tables(model, nodes, config)
+        record.layers += tables
     return model, record
+
+
+def _quantize_tables(model: Model, nodes: list[Node], config: Config
+                     ) -> tuple[Model, list[dict]]:
+    """Embedding tables matched by the selectors, by RTN at the step's grid (a table tied to
+    a linear layer already quantized above is left as that layer made it)."""
+    done = {n.inputs["weight"] for n in nodes}
+    tables = [n for n in select_layers(model, config.layers, config.exclude, ops=("embedding",))
+              if n.inputs["weight"] not in done]
+    rtn = dataclasses.replace(config, method="rtn", act_order=False)
+    model, records, _ = quantize_model(model, tables, rtn, {})
+    return model, records
 
 
 def _hessians(model: Model, nodes: list[Node], config: Config,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from optcli.data import Dataset
 from optcli.errors import DataError, InputError
 from optcli.graph import Model
 from optcli.runtime import Runtime
@@ -118,6 +119,16 @@ def _io_names(model: Model) -> tuple[str, str, str]:
         raise InputError(f"model '{model.name}': no [batch, dim] output meaning 'embedding' "
                          "(import the encoder with its pooling)")
     return by_meaning["token_ids"], by_meaning["attention_mask"], outputs[0].name
+
+
+def text_dataset(model: Model, path: str | Path, samples: int | None = None) -> Dataset:
+    """A calibration set from a .jsonl of pairs: each query and each document one sample
+    (the first `samples` texts), tokenized into the encoder's ids and attention mask, padded
+    to the longest (calibration statistics skip the masked padding)."""
+    ids_name, mask_name, _ = _io_names(model)
+    texts = [t for pair in load_pairs(path) for t in pair][:samples]
+    ids, mask = tokenize(model, texts)
+    return Dataset(str(path), {ids_name: ids, mask_name: mask})
 
 
 def tokenize(model: Model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -206,3 +206,41 @@ def test_without_numba_the_runtime_runs_packed_in_numpy():
         "['logits'], rtol=1e-4, atol=1e-4)\n")
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+@pytest.mark.parametrize("bits,group,symmetric", [(8, None, True), (4, 16, False),
+                                                  (3, None, False), (2, 32, True)])
+def test_packed_embedding_gathers_the_decoded_rows(bits, group, symmetric):
+    rng = np.random.default_rng(bits)
+    vocab, d = 50, 64
+    if bits == 8:
+        t = quantize_int8(rng.standard_normal((vocab, d)).astype(np.float32), 0, symmetric)
+        w = from_tensor(t)
+    else:
+        w = PackedWeight.from_arrays(*packed_arrays(rng, vocab, d, bits, group, symmetric),
+                                     bits, group, d)
+    table = ref.decode(w)
+    ids = rng.integers(0, vocab, (3, 7))
+    got = quantized.embedding_packed(ids, w)
+    assert got.dtype == np.float32 and got.shape == (3, 7, d)
+    np.testing.assert_array_equal(got, table[ids])
+    with pytest.raises(ValueError, match="embedding"):
+        quantized.embedding_packed(np.array([[vocab]]), w)
+
+
+def test_quantized_tables_run_packed_under_both_policies():
+    from optcli.steps import STEPS
+    from optcli.steps.base import StepContext
+    from tests.conftest import make_lm
+    q = STEPS["quantize"]
+    m = q.apply(make_lm(vocab=300, d=32), q.Config(bits=4, granularity="group", group_size=16,
+                                                   embeddings=True), StepContext())[0]
+    ids = {"ids": np.random.default_rng(3).integers(0, 300, (2, 9))}
+    want = Runtime(m, "reference").run(ids)["logits"]
+    for policy in ("auto", "compact"):
+        rt = Runtime(m, weights=policy)
+        plan = {p["tensor"]: p for p in rt.plan()}
+        assert plan["tok"]["form"] == plan["pos"]["form"] == "packed"
+        resident = plan["tok"]["resident_bytes"]           # float16 scales widen to float32
+        assert resident <= 2 * m.tensors["tok"].nbytes and resident < 300 * 32 * 4 / 4
+        np.testing.assert_allclose(rt.run(ids)["logits"], want, rtol=1e-4, atol=1e-4)

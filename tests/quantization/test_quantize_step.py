@@ -1,6 +1,7 @@
 """The quantize step end to end: methods on small models, auto targets, pruned zeros, files,
 graph rewiring by AWQ, float16/bfloat16 storage, the CLI on the LeNet-5 sample."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -162,3 +163,53 @@ latency: {{batch: 8, repeats: 2, warmup: 1}}
                for x in layers)
     model = load_model(out)
     assert all(isinstance(model.tensors[x["tensor"]], QuantizedTensor) for x in layers)
+
+
+def test_embedding_tables_quantize_only_when_asked():
+    lm, q = make_lm(vocab=64, d=32), STEPS["quantize"]
+    plain, _ = q.apply(lm, q.Config(bits=4, granularity="group", group_size=16), StepContext())
+    assert plain.tensors["tok"].encoding == "dense"
+    model, record = q.apply(lm, q.Config(method="gptq", bits=4, granularity="group",
+                                         group_size=16, embeddings=True),
+                            LM_CTX)
+    rows = {r["layer"]: r for r in record.layers}
+    assert rows["embedding_1"]["method"] == "rtn" and rows["attn.q"]["method"] == "gptq"
+    tok, w = model.tensors["tok"], lm.tensors["tok"].decode()
+    codes = tok.decode()
+    for r in range(64):                     # <= 2^bits values per group, error <= scale / 2
+        for g in range(2):
+            cols = slice(16 * g, 16 * g + 16)
+            assert len(np.unique(codes[r, cols])) <= 16
+            scale = float(np.asarray(tok.scale, np.float32).reshape(64, 2)[r, g])
+            assert np.abs(codes[r, cols] - w[r, cols]).max() <= scale / 2 + 1e-6
+    assert tok.nbytes < lm.tensors["tok"].nbytes / 4
+
+
+def test_a_table_tied_to_the_head_is_quantized_once():
+    lm = make_lm(vocab=64, d=32)
+    nodes = tuple(n if n.name != "head" else dataclasses.replace(
+        n, inputs={**n.inputs, "weight": "tok"}) for n in lm.graph.nodes)
+    tensors = {k: v for k, v in lm.tensors.items() if k != "head.w"}
+    tied = lm.replace(graph=dataclasses.replace(lm.graph, nodes=nodes), tensors=tensors)
+    q = STEPS["quantize"]
+    model, record = q.apply(tied, q.Config(bits=8, embeddings=True), StepContext())
+    assert [r["tensor"] for r in record.layers].count("tok") == 1
+    assert model.tensors["tok"].encoding == "quantized"
+
+
+def test_embeddings_need_fixed_integer_bits_and_selectors_may_name_tables(tmp_path):
+    q = STEPS["quantize"]
+    assert "embeddings" in q.check(q.Config(bits="auto", target_bits=4, embeddings=True))
+    assert "embeddings" in q.check(q.Config(precision="float16", embeddings=True))
+    path = tmp_path / "lm.npz"
+    save_model(make_lm(), path)
+    cfg = write_yaml(tmp_path / "p.yaml", 'steps:\n  - quantize: {bits: 8, layers: ["embedding_*"]}\n')
+    res = CliRunner().invoke(app, ["compress", str(path), "--config", str(cfg), "-o",
+                                   str(tmp_path / "o.npz")])
+    assert res.exit_code == 2 and "matches no layer" in res.output
+    cfg = write_yaml(tmp_path / "q.yaml", "steps:\n  - quantize: {bits: 8, embeddings: true, "
+                     'layers: ["embedding_*"]}\n')
+    res = CliRunner().invoke(app, ["compress", str(path), "--config", str(cfg), "-o",
+                                   str(tmp_path / "o.npz"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert load_model(tmp_path / "o.npz").tensors["tok"].encoding == "quantized"

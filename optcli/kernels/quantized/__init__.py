@@ -12,11 +12,14 @@ per call is many times slower than the float32 product) and is what these kernel
                 L1 buffer and dotted there (small batches), or decoded tiles (large ones);
 - tiles.py      tiled decode + BLAS, with a NumPy decoder when numba is absent;
 - kernel.py     `linear_packed`, the runtime's kernel, choosing backend and threads;
+- gather.py     `embedding_packed`: a quantized embedding table decoded row by row as ids
+                name them;
 - decision.py   where the packed kernel is measured faster than float32 (the plan's "auto").
 """
 
+from optcli.kernels.quantized.gather import embedding_packed
 from optcli.kernels.quantized.kernel import default_backend, linear, linear_packed, warm_up
 from optcli.kernels.quantized.layout import PackedWeight, from_tensor
 
-__all__ = ["PackedWeight", "default_backend", "from_tensor", "linear", "linear_packed",
-           "warm_up"]
+__all__ = ["PackedWeight", "default_backend", "embedding_packed", "from_tensor", "linear",
+           "linear_packed", "warm_up"]
