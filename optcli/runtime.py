@@ -50,7 +50,10 @@ from optcli.kernels import bind, kernel_table, sparse
 from optcli.kernels import quantized as packed
 from optcli.kernels.breakeven import csr_is_faster
 from optcli.kernels.quantized.decision import packed_is_faster
+from optcli.kernels import w8a8_ort
+from optcli.kernels.threads import blas_threads
 from optcli.kernels.w8a8 import Int8Codes, int8_code_weights, quantized_input, w8a8_kernel
+from optcli.kernels.w8a8_ort import OrtInt8Linear
 from optcli.ops import OPS
 
 WEIGHT_POLICIES = ("auto", "compact")
@@ -141,12 +144,21 @@ class Runtime:
         A decoded tensor is a fresh buffer anyway; a dense one would exist twice (model and
         runtime), so dense weights are re-laid out only in models small enough that this does
         not matter (TRANSPOSE_DENSE_MAX_BYTES)."""
+        if self.forms[name] == "int8-codes" and self._int8_on_ort(name):
+            return OrtInt8Linear(t, blas_threads())
         w = _prepare(t, self.forms[name])
         relayout = self.forms[name] == "decoded" or self._dense_bytes <= TRANSPOSE_DENSE_MAX_BYTES
         if (self.kernels == "fast" and self.policy == "auto" and isinstance(w, np.ndarray)
                 and w.ndim == 2 and relayout and self._only_linear_weight(name)):
             return np.ascontiguousarray(w.T).T
         return w
+
+    def _int8_on_ort(self, name: str) -> bool:
+        """A W8A8 linear weight runs on onnxruntime's int8 GEMM when it is installed (fast
+        kernels; the same exact sums as the NumPy tier, kernels/w8a8_ort.py)."""
+        return (self.kernels == "fast" and w8a8_ort.available()
+                and self._only_linear_weight(name)
+                and self.model.tensors[name].shape[-1] <= w8a8_ort.K_MAX)
 
     def _schedule(self, table: dict[str, Callable], keep: set[str]) -> list[_Step]:
         """One step per node, or per fused chain of nodes (fast kernels only)."""

@@ -7,6 +7,7 @@ import pytest
 from optcli.formats import QuantizedTensor
 from optcli.kernels.fast import w8a8 as fast
 from optcli.kernels.reference import w8a8 as ref
+from optcli.kernels import w8a8_ort
 from optcli.kernels.w8a8 import CHUNK_MAX, Int8Codes
 from optcli.steps.quantize import quantize_int8
 
@@ -118,3 +119,49 @@ def test_quantize_activation_spec():
     assert q.tolist() == [[-50, -128, 100], [-100, -100, -100]]           # clipped at -128
     q, s = ref.quantize_activation(x, "dynamic", None, 0)
     assert q[0].tolist() == [32, -64, 127] and s[1, 0] == 1 and not q[1].any()
+
+
+needs_ort = pytest.mark.skipif(not w8a8_ort.available(),
+                               reason="onnx / onnxruntime not installed")
+
+
+@needs_ort
+@pytest.mark.parametrize("k,axis,asym,mode", [
+    (37, 0, True, "static"), (300, None, False, "dynamic"), (1025, 0, True, "dynamic"),
+    (2049, 0, False, "static"), (1500, None, True, "static")])
+def test_onnxruntime_int8_sums_equal_int64_and_the_numpy_tier(k, axis, asym, mode):
+    """MatMulInteger's int32 sums equal the int64 reference bit for bit, and a layer on it
+    gives the NumPy tier's outputs exactly (same sums, same float32/float64 scaling)."""
+    rng = np.random.default_rng(k)
+    t = quantize_int8(rng.standard_normal((11, k)).astype(np.float32), axis, not asym)
+    ort_w, np_w = w8a8_ort.OrtInt8Linear(t, 2), Int8Codes(t)
+    x = (3 * rng.standard_normal((6, k))).astype(np.float32)
+    x[0, :] = -50.0                                          # clipped codes: -128 and the zp
+    zp = -7 if mode == "static" else 0
+    q, _ = ref.quantize_activation(x, mode, 0.05, zp)
+    want = (q.astype(np.int64) - zp) @ np_w.w.astype(np.int64).T
+    assert np.array_equal(ort_w.int_matmul(q, zp).astype(np.int64), want)
+    bias = rng.standard_normal(11).astype(np.float32)
+    kw = dict(input_quant=mode, input_scale=0.05, input_zero_point=zp)
+    np.testing.assert_array_equal(fast.linear_w8a8(x, ort_w, bias, **kw),
+                                  fast.linear_w8a8(x, np_w, bias, **kw))
+    assert ort_w.nbytes < np_w.nbytes / 3                   # int8, not float32, resident
+
+
+@needs_ort
+def test_the_runtime_runs_w8a8_linears_on_onnxruntime_when_installed(monkeypatch):
+    from optcli.runtime import Runtime
+    from optcli.steps import STEPS
+    from optcli.steps.base import StepContext
+    from tests.conftest import make_mlp
+    q, a = STEPS["quantize"], STEPS["activations"]
+    m = q.apply(make_mlp(sizes=(64, 300, 200, 10)), q.Config(symmetric=False), StepContext())[0]
+    m = a.apply(m, a.Config(mode="dynamic"), StepContext())[0]
+    x = {"image": np.random.default_rng(1).standard_normal((7, 1, 8, 8)).astype("f4")}
+    on_ort = Runtime(m)
+    assert isinstance(on_ort.weights["fc1.weight"], w8a8_ort.OrtInt8Linear)
+    monkeypatch.setattr(w8a8_ort, "available", lambda: False)
+    on_numpy = Runtime(m)
+    assert isinstance(on_numpy.weights["fc1.weight"], Int8Codes)
+    np.testing.assert_array_equal(on_ort.run(x)["logits"], on_numpy.run(x)["logits"])
+    assert on_ort.resident_bytes() < on_numpy.resident_bytes() / 2

@@ -26,6 +26,7 @@ from optcli.kernels.fast.conv import conv2d
 from optcli.kernels.reference import w8a8 as ref
 from optcli.kernels.reference.contract import check_conv, check_linear, pair
 from optcli.kernels.w8a8 import Int8Codes
+from optcli.kernels.w8a8_ort import OrtInt8Linear
 
 
 def int_matmul(q: np.ndarray, wt: np.ndarray, chunk: int) -> np.ndarray:
@@ -79,15 +80,25 @@ def _finish(acc: np.ndarray, zero_point: int, col_sum: np.ndarray, s: np.ndarray
     return acc
 
 
-def linear_w8a8(x: np.ndarray, weight: Int8Codes, bias: np.ndarray | None = None,
-                input_quant: str = "none", input_scale: float | None = None,
-                input_zero_point: int = 0, input_bits: int = 8) -> np.ndarray:
-    """y[..., o] = s_x * s_w[o] * sum_i (xq[..., i] - z_x) * w'[o, i] + bias[o], sum exact."""
-    check_linear(x, weight.w, bias)
+def linear_w8a8(x: np.ndarray, weight: Int8Codes | OrtInt8Linear,
+                bias: np.ndarray | None = None, input_quant: str = "none",
+                input_scale: float | None = None, input_zero_point: int = 0,
+                input_bits: int = 8) -> np.ndarray:
+    """y[..., o] = s_x * s_w[o] * sum_i (xq[..., i] - z_x) * w'[o, i] + bias[o], sum exact:
+    by float32 sgemm chunks (Int8Codes) or onnxruntime's int8 MatMulInteger (OrtInt8Linear,
+    kernels/w8a8_ort.py), the same sums, then the same scaling: equal outputs."""
+    ort_weight = isinstance(weight, OrtInt8Linear)
+    check_linear(x, weight if ort_weight else weight.w, bias)
     x2 = np.asarray(x, np.float32).reshape(-1, x.shape[-1])                  # [N, in]
     q, s = ref.quantize_activation(x2, input_quant, input_scale, input_zero_point)
-    acc = int_matmul(q, weight.w.T, weight.chunk())                          # [N, out]
-    y = _finish(acc, input_zero_point, weight.col_sum, s, weight.scale, bias)
+    if ort_weight:                          # int32 sums with z_x already taken off
+        acc = weight.int_matmul(q, input_zero_point)
+        f32 = weight.exact_f32 and not input_zero_point        # the dtype _finish gets below
+        acc = acc.astype(np.float32 if f32 else np.float64)
+        y = _finish(acc, 0, None, s, weight.scale, bias)
+    else:
+        acc = int_matmul(q, weight.w.T, weight.chunk())                      # [N, out]
+        y = _finish(acc, input_zero_point, weight.col_sum, s, weight.scale, bias)
     return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
