@@ -46,11 +46,10 @@ import numpy as np
 from optcli.errors import DataError
 from optcli.formats import SparseTensor, StoredTensor
 from optcli.graph import Model, Node, ValueInfo
-from optcli.kernels import bind, kernel_table, sparse
+from optcli.kernels import bind, kernel_table, sparse, w8a8_ort
 from optcli.kernels import quantized as packed
 from optcli.kernels.breakeven import csr_is_faster
 from optcli.kernels.quantized.decision import packed_is_faster
-from optcli.kernels import w8a8_ort
 from optcli.kernels.threads import blas_threads
 from optcli.kernels.w8a8 import Int8Codes, int8_code_weights, quantized_input, w8a8_kernel
 from optcli.kernels.w8a8_ort import OrtInt8Linear

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from optcli.formats import QuantizedTensor
+from optcli.kernels import w8a8_ort
 from optcli.kernels.fast import w8a8 as fast
 from optcli.kernels.reference import w8a8 as ref
-from optcli.kernels import w8a8_ort
 from optcli.kernels.w8a8 import CHUNK_MAX, Int8Codes
 from optcli.steps.quantize import quantize_int8
 

@@ -203,7 +203,8 @@ def test_embeddings_need_fixed_integer_bits_and_selectors_may_name_tables(tmp_pa
     assert "embeddings" in q.check(q.Config(precision="float16", embeddings=True))
     path = tmp_path / "lm.npz"
     save_model(make_lm(), path)
-    cfg = write_yaml(tmp_path / "p.yaml", 'steps:\n  - quantize: {bits: 8, layers: ["embedding_*"]}\n')
+    cfg = write_yaml(tmp_path / "p.yaml",
+                     'steps:\n  - quantize: {bits: 8, layers: ["embedding_*"]}\n')
     res = CliRunner().invoke(app, ["compress", str(path), "--config", str(cfg), "-o",
                                    str(tmp_path / "o.npz")])
     assert res.exit_code == 2 and "matches no layer" in res.output
