@@ -9,11 +9,12 @@ onnxruntime's default op types do with its Gather): float32; int8 weights only; 
 per token; W8A8 static with each observer (minmax, percentile 99.99, mse, kl); SmoothQuant
 (alpha 0.5) + W8A8 dynamic and static; and onnxruntime's `quantize_dynamic` (per channel,
 QInt8) on optcli's float ONNX export, with its default op types and with MatMul only.
-Calibration: the 128 entries of sample_models/devil_calibration.jsonl (disjoint from the evaluation pairs). Per variant:
-mean embedding cosine to float32 over the 2N texts, retrieval top-1/MRR on the first N pairs,
-file size (optcli .npz / .onnx; an optcli file also carries the tokenizer, ~0.2 MB, which the
-.onnx does not: "MB w/o tok" is the same model saved without it) and latency at batch 8
-relative to the same engine's float32 model, interleaved in one process (optcli.bench.measure).
+Calibration: the 128 entries of sample_models/devil_calibration.jsonl (disjoint from the
+evaluation pairs). Per variant: mean embedding cosine to float32 over the 2N texts, retrieval
+top-1/MRR on the first N pairs, file size (optcli .npz / .onnx; an optcli file also carries the
+tokenizer, ~0.2 MB, which the .onnx does not: "MB w/o tok" is the same model saved without it)
+and latency at batch 8 relative to the same engine's float32 model, interleaved in one process
+(optcli.bench.measure).
 """
 
 from __future__ import annotations
