@@ -2,6 +2,8 @@
 
     python benchmarks/parallel_bound.py
     python benchmarks/parallel_bound.py --models lenet300 --batch 256 --runs 1000
+    optcli import real_models/minilm -o minilm.npz
+    python benchmarks/parallel_bound.py --models minilm.npz --runs 10       # seq 16
 
 For each sample model, batch `--batch` of random inputs is run `--runs` times by (a) one
 process with 2 BLAS threads (the data-parallel baseline) and (b) two independent processes
@@ -26,13 +28,13 @@ CHILD = """
 import sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
+from optcli.feeds import batch_feeds
 from optcli.io import load_model
 from optcli.runtime import Runtime
 m = load_model({path!r})
 rt = Runtime(m)
-shape = [{batch}] + [d if isinstance(d, int) else 1 for d in m.graph.inputs[0].shape[1:]]
-x = {{m.graph.inputs[0].name: np.random.default_rng(0).random(shape).astype(np.float32)}}
-for _ in range(20):
+x = batch_feeds(m, {batch}, seq={seq})
+for _ in range(3):
     rt.run(x)
 t = time.perf_counter()
 for _ in range({runs}):
@@ -42,10 +44,10 @@ print((time.perf_counter() - t) / {runs} * 1e3)
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run(model: str, batch: int, runs: int, threads: int, copies: int) -> list[float]:
+def run(model: str, batch: int, runs: int, threads: int, copies: int, seq: int) -> list[float]:
     env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
-    code = CHILD.format(root=str(ROOT), path=str(ROOT / "sample_models" / f"{model}.npz"),
-                        batch=batch, runs=runs)
+    path = Path(model) if model.endswith(".npz") else ROOT / "sample_models" / f"{model}.npz"
+    code = CHILD.format(root=str(ROOT), path=str(path), batch=batch, runs=runs, seq=seq)
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(copies)]
     return [float(p.communicate()[0]) for p in procs]
@@ -56,13 +58,14 @@ def main() -> None:
     ap.add_argument("--models", default="lenet300,lenet5")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--seq", type=int, default=16, help="tokens per sequence (text models)")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}")
     print("| model | 1 process × 2 threads | 2 processes × 1 thread (each) | ceiling |")
     print("|---|---|---|---|")
     for model in args.models.split(","):
-        (one,) = run(model, args.batch, args.runs, 2, 1)
-        two = run(model, args.batch, args.runs, 1, 2)
+        (one,) = run(model, args.batch, args.runs, 2, 1, args.seq)
+        two = run(model, args.batch, args.runs, 1, 2, args.seq)
         print(f"| {model} | {one:.3f} ms | {' / '.join(f'{t:.3f}' for t in two)} ms | "
               f"{2 * one / (sum(two) / 2):.2f}× |", flush=True)
 

@@ -8,14 +8,16 @@ process, beside the planner's prediction, and Dask evaluation with a worker kill
 
 Models at batch 256: sample_models/lenet300.npz (MLP), lenet5.npz (CNN) and MiniLM
 (real_models/minilm through optcli.interop; a random-weight 6-layer BERT-sized encoder when it
-is absent; token ids at --seq, default 16). Sides, timed interleaved round by round in one
-process (ratio of medians): the baseline, one process with 2 BLAS threads (and, for
+is absent; token ids at --seq, default 16). Sides, timed in one process in alternating
+blocks with a pause before each (optcli/parallel/timing.py `blocked`: call-by-call
+interleaving let the baseline's spinning OpenBLAS threads slow the next side; ratio of
+medians): the baseline, one process with 2 BLAS threads (and, for
 reading the figures under load, the same at 1 BLAS thread); data parallel
 with 2 processes × 1 BLAS thread (weights shared by memory map); 2 Python threads × 1 BLAS
 thread; a 2-stage pipeline (4 micro-batches); 2 tensor-parallel shards. Every side's outputs
 are first compared with the serial run (max abs diff). The planner's prediction for each
-comes from its cost model (optcli/parallel/planner.py), fed with T1 and the baseline measured
-just before. The whole comparison is repeated --rounds times, and the load average is
+comes from its cost model (optcli/parallel/planner.py), fed with T1, the baseline and the
+two-thread scaling measured just before. The whole comparison is repeated --rounds times, and the load average is
 printed before and after each: on a shared machine the ratios are noisy, so compare rounds
 and re-run when the machine is quiet.
 
@@ -49,7 +51,7 @@ from optcli.parallel.machine import measure_machine  # noqa: E402
 from optcli.parallel.plan import ExecutionPlan  # noqa: E402
 from optcli.parallel.planner import default_shards, pipeline_stages  # noqa: E402
 from optcli.parallel.resolve import open_executor  # noqa: E402
-from optcli.parallel.timing import interleaved, median  # noqa: E402
+from optcli.parallel.timing import blocked, median  # noqa: E402
 from optcli.runtime import Runtime  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
@@ -81,7 +83,8 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 def compare(name: str, model, seq: int, repeats: int) -> list[dict]:
-    """One round: every strategy against the baseline, interleaved; predictions beside."""
+    """One round: every strategy against the baseline, in alternating blocks (timing.blocked);
+    predictions beside."""
     feeds = batch_feeds(model, BATCH, seq=seq)
     rt, m = Runtime(model), measure_machine()
     specs = probe(model, seq)
@@ -93,7 +96,7 @@ def compare(name: str, model, seq: int, repeats: int) -> list[dict]:
         sides = [(lambda: rt.run(feeds), 2), (lambda: rt.run(feeds), 1)] + [
             (lambda ex=ex: ex.run(feeds), None if ex.plan_.kind == "process" else 1)
             for ex in execs.values()]
-        times = interleaved(sides, repeats=repeats, warmup=1)
+        times = blocked(sides, repeats=repeats)
     finally:
         for ex in execs.values():
             ex.close()

@@ -30,6 +30,8 @@ def _where(p: dict[str, Any]) -> str:
 
 
 def plan_line(p: dict[str, Any]) -> str:
+    if p["strategy"] == "serial":
+        return f"serial: one process, {p['threads']} BLAS thread(s) (the baseline)"
     return (f"{p['strategy']} × {p['workers']} {p['kind']} workers, {p['threads']} BLAS "
             f"thread(s) each" + (f"; {_where(p)}" if _where(p) else ""))
 
@@ -43,8 +45,12 @@ def render_plan(r: dict[str, Any]) -> Group:
     m = r["measured"]
     head = Text(f"{r['model']}: {r['workers']} workers, batch {r['batch']}, {r['cores']} "
                 f"cores; baseline (1 process, {r['cores']} BLAS threads) "
-                f"{m['baseline_ms']:.2f} ms, 1 thread {m['one_thread_ms']:.2f} ms")
-    choice = Text("choice: " + (plan_line(r["choice"]) if r["choice"] else
+                f"{m['baseline_ms']:.2f} ms, 1 thread {m['one_thread_ms']:.2f} ms"
+                + (f"; 2 Python threads run it {m['thread_scaling']:.2f}× as fast as one"
+                   if m.get("thread_scaling") else ""))
+    by = {"measured_speedup": " (by measured speedup)",
+          "predicted_speedup": " (by predicted speedup)"}.get(r.get("chosen_by", ""), "")
+    choice = Text("choice: " + (plan_line(r["choice"]) + by if r["choice"] else
                                 "none fits the memory per worker"), style="bold")
     ext = [[str(x["workers"])] + [fmt(x[k]) for k in ("data_process", "data_thread",
                                                       "pipeline", "tensor")]

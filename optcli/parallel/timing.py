@@ -1,7 +1,13 @@
-"""Interleaved timing of executors against the serial baseline, each call under its own BLAS
-thread limit (set before the clock starts: a thread-pool executor and the baseline need
-different limits in one process). Rounds alternate A, B, C, A, B, C … so drifts in load hit
-every side alike; the ratio reported is the ratio of medians."""
+"""Timing of executors against the serial baseline, each call under its own BLAS thread limit
+(set before the clock starts: a thread-pool executor and the baseline need different limits
+in one process); the ratio reported is the ratio of medians.
+
+- `interleaved`: A, B, C, A, B, C … call by call, so drifts in load hit every side alike;
+- `blocked`: a block of calls of each side in turn, round after round, with a pause before
+  each block. After a multi-threaded BLAS call OpenBLAS's idle threads spin on the cores
+  for a while (~0.1 s); interleaved call by call, that spinning takes the cores a worker
+  process or a worker thread of the next side needs, a cost no real run of that side pays.
+  The planner measures in blocks (SETTLE_S pause)."""
 
 from __future__ import annotations
 
@@ -44,6 +50,31 @@ def interleaved(sides: list[tuple[Callable[[], Any], int | None]], repeats: int 
                 fn()
                 if r >= warmup:
                     samples[i].append(time.perf_counter() - t0)
+    finally:
+        lim.restore()
+    return samples
+
+
+SETTLE_S = 0.25              # longer than OpenBLAS's spin before its threads sleep
+
+
+def blocked(sides: list[tuple[Callable[[], Any], int | None]], repeats: int = 10,
+            rounds: int = 2, warmup: int = 1, settle: float = SETTLE_S) -> list[list[float]]:
+    """Seconds of each call; each round runs warmup + repeats // rounds calls of every side
+    in turn, after `settle` seconds of quiet."""
+    lim = Limits()
+    samples: list[list[float]] = [[] for _ in sides]
+    per = max(1, repeats // rounds)
+    try:
+        for _ in range(rounds):
+            for i, (fn, threads) in enumerate(sides):
+                lim.set(threads)
+                time.sleep(settle)
+                for r in range(warmup + per):
+                    t0 = time.perf_counter()
+                    fn()
+                    if r >= warmup:
+                        samples[i].append(time.perf_counter() - t0)
     finally:
         lim.restore()
     return samples

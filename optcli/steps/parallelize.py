@@ -63,6 +63,9 @@ def _plan(model: Model, config: Config, strategy: str) -> ExecutionPlan:
     kind = config.kind if config.kind != "auto" else (
         "process" if strategy in ("data", "serial") else "thread")
     memory = None if config.memory_per_worker is None else parse_bytes(config.memory_per_worker)
+    if strategy == "serial":            # one process: every core asked for goes to BLAS
+        return ExecutionPlan("serial", 1, kind, config.workers * config.threads,
+                             memory_per_worker=memory)
     plan = ExecutionPlan(strategy, config.workers, kind, config.threads,
                          micro_batches=config.micro_batches, memory_per_worker=memory)
     if strategy == "pipeline" and config.workers <= len(model.graph.nodes):
@@ -89,12 +92,15 @@ def check_model(config: Config, model: Model) -> str | None:
 
 
 def _auto(model: Model, config: Config, record: StepRecord) -> ExecutionPlan:
-    """The candidate with the best predicted speedup (deterministic model) that checks."""
+    """The candidate with the best predicted speedup (deterministic model) that checks; the
+    serial plan (one process, every core to BLAS: speedup 1 by definition) unless one is
+    predicted faster."""
     m = pl.default_machine(config.workers)
     specs = probe(model, config.seq)
     mc = pl.estimated_costs(model, specs, m, config.batch)
     from optcli.parallel.advise import predict
-    best, best_speedup = None, 0.0
+    best, best_speedup = _plan(model, config, "serial"), 1.0
+    record.details["predicted_speedup"] = {"serial": 1.0}
     for strategy in ("data", "pipeline", "tensor"):
         plan = _plan(model, config, strategy)
         try:
@@ -106,8 +112,6 @@ def _auto(model: Model, config: Config, record: StepRecord) -> ExecutionPlan:
         record.details.setdefault("predicted_speedup", {})[strategy] = row["predicted_speedup"]
         if row["predicted_speedup"] > best_speedup:
             best, best_speedup = plan, row["predicted_speedup"]
-    if best is None:
-        raise StepError("parallelize: no strategy fits; " + "; ".join(record.notes))
     return best
 
 

@@ -71,8 +71,11 @@ def test_bench_with_workers_and_bad_options(mlp_path):
 def test_plan_command(mlp_path):
     doc = as_json(invoke("plan", mlp_path, "--workers", 2, "--batch", 32, "--json"))
     strategies = {(c["plan"]["strategy"], c["plan"]["kind"]) for c in doc["candidates"]}
-    assert strategies == {("data", "process"), ("data", "thread"), ("pipeline", "thread"),
-                          ("tensor", "thread")}
+    assert strategies == {("serial", "thread"), ("data", "process"), ("data", "thread"),
+                          ("pipeline", "thread"), ("tensor", "thread")}
+    serial = next(c for c in doc["candidates"] if c["plan"]["strategy"] == "serial")
+    assert serial["predicted_speedup"] == 1.0 and doc["chosen_by"] == "predicted_speedup"
+    assert 0.5 <= doc["measured"]["thread_scaling"] <= 2.0
     assert doc["choice"] is not None and [x["workers"] for x in doc["extrapolation"]] == [
         8, 32, 64]
     assert all(c["predicted_speedup"] > 0 and c["memory_per_worker"] > 0
@@ -84,12 +87,25 @@ def test_plan_command(mlp_path):
     assert invoke("plan", mlp_path, "--memory-per-worker", "lots").exit_code == 2
 
 
+def test_plan_measure_chooses_the_fastest_measured_candidate(mlp_path):
+    doc = as_json(invoke("plan", mlp_path, "--workers", 2, "--batch", 64, "--measure",
+                         "--json"))
+    assert doc["chosen_by"] == "measured_speedup"
+    best = max(doc["candidates"], key=lambda c: c["measured_speedup"])
+    assert doc["choice"] == best["plan"]
+    assert next(c for c in doc["candidates"]
+                if c["plan"]["strategy"] == "serial")["measured_speedup"] == 1.0
+
+
 def test_parallelize_step_keeps_weights_and_refuses_impossible_plans():
     m = make_mlp()
     before = stored_arrays(m)
     new, rec = parallelize.apply(m, parallelize.Config(), StepContext())
-    assert new.extra["parallel"]["strategy"] in ("data", "pipeline", "tensor")
-    assert set(rec.details["predicted_speedup"]) == {"data", "pipeline", "tensor"}
+    assert new.extra["parallel"]["strategy"] in ("serial", "data", "pipeline", "tensor")
+    speedups = rec.details["predicted_speedup"]
+    assert set(speedups) == {"serial", "data", "pipeline", "tensor"} and speedups["serial"] == 1
+    best = max(speedups, key=speedups.get)
+    assert new.extra["parallel"]["strategy"] == best
     for name, arrays in before.items():
         for role, a in arrays.items():
             assert np.array_equal(new.tensors[name].arrays()[role], a)
