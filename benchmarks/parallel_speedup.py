@@ -8,18 +8,17 @@ process, beside the planner's prediction, and Dask evaluation with a worker kill
 
 Models at batch 256: sample_models/lenet300.npz (MLP), lenet5.npz (CNN) and MiniLM
 (real_models/minilm through optcli.interop; a random-weight 6-layer BERT-sized encoder when it
-is absent; token ids at --seq, default 16). Sides, timed in one process in alternating
-blocks with a pause before each (optcli/parallel/timing.py `blocked`: call-by-call
-interleaving let the baseline's spinning OpenBLAS threads slow the next side; ratio of
-medians): the baseline, one process with 2 BLAS threads (and, for
-reading the figures under load, the same at 1 BLAS thread); data parallel
-with 2 processes × 1 BLAS thread (weights shared by memory map); 2 Python threads × 1 BLAS
-thread; a 2-stage pipeline (4 micro-batches); 2 tensor-parallel shards. Every side's outputs
-are first compared with the serial run (max abs diff). The planner's prediction for each
-comes from its cost model (optcli/parallel/planner.py), fed with T1, the baseline and the
-two-thread scaling measured just before. The whole comparison is repeated --rounds times, and the load average is
-printed before and after each: on a shared machine the ratios are noisy, so compare rounds
-and re-run when the machine is quiet.
+is absent; token ids at --seq, default 16). Sides, timed in one process in alternating blocks
+with a pause before each (optcli/parallel/timing.py `blocked`: call-by-call interleaving let
+the baseline's spinning OpenBLAS threads slow the next side; ratio of medians): the baseline,
+one process with 2 BLAS threads (and, for reading the figures under load, the same at 1 BLAS
+thread); data parallel with 2 processes × 1 BLAS thread (weights shared by memory map); 2
+Python threads × 1 BLAS thread; a 2-stage pipeline (4 micro-batches); 2 tensor-parallel shards.
+Every side's outputs are first compared with the serial run (max abs diff). The planner's
+prediction for each comes from its cost model (optcli/parallel/planner.py), fed with T1, the
+baseline and the two-thread scaling measured just before. The whole comparison is repeated
+--rounds times, and the load average is printed before and after each: on a shared machine the
+ratios are noisy, so compare rounds and re-run when the machine is quiet.
 
 Dask: a LocalCluster of 2 worker processes on loopback evaluates lenet5 on the whole
 fashion_eval.npz (10,000 images) in chunks of 256, and again with one worker SIGKILLed after
