@@ -20,7 +20,9 @@ than float32 at batch 1 and 256. A quantized `embedding` table runs packed under
 each call decodes only the rows its ids name (kernels/quantized/gather.py).
 The plan records each choice ("csr", "decoded", "decode-per-call", "packed"); the weight of a
 W8A8 layer (input_quant set, ops.py) is "int8-codes" under every policy: its int8 codes as exact
-float32 integers, read by the W8A8 kernels (kernels/w8a8.py).
+float32 integers, read by the W8A8 kernels (kernels/w8a8.py), or for a linear layer with the
+fast kernels and onnxruntime installed, an int8 MatMulInteger session holding the int8 codes
+(kernels/w8a8_ort.py: the same exact sums, several times faster).
 Each node's kernel and resolved attributes are looked up once, and the last use of every value
 is found so intermediates are freed as soon as possible. `kernels="reference"` runs the naive
 oracle kernels and decodes every tensor up front: the tests' ground truth.
