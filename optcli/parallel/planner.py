@@ -6,7 +6,8 @@ measurements). Measured once per model, at 1 BLAS thread: T1(n) = P + n·s (P th
 overhead, s seconds per sample, from batch 1 and batch b), and the baseline T_base: one
 process with all `cores` BLAS threads at batch b. Estimated per node (cost.py): the share of
 time each node takes (FLOPs and bytes at the machine's measured rates). With w workers:
-- data, processes:  T = T1(b/w) + ipc + b·io / pipe        (slices pickled through pipes)
+- data, processes:  T = T1(b/w) + ipc + b·(in / bandwidth + out / pipe)   (the batch copied
+  once into shared memory, outputs pickled back through pipes)
 - data, threads:    T = T1(b/w) · w / (1 + (w-1)·(c-1)), c the measured speedup of two Python
   threads each running the model on b/2 samples over running them one after the other
   (Python between kernels holds the GIL, and concurrent OpenBLAS calls contend: measured
@@ -61,7 +62,7 @@ EXTRAPOLATE = (8, 32, 64)
 class ModelCosts:
     """What the cost model knows of one model: per-node estimates and the measured times."""
     costs: list[NodeCost]
-    io_bytes: float              # graph input + output bytes per sample
+    io_bytes: tuple[float, float]  # graph input, output bytes per sample
     weight_bytes: int
     act_bytes: float             # largest node's activations per sample
     P: float                     # s: per-call overhead at 1 thread
@@ -108,7 +109,8 @@ def _t1(mc: ModelCosts, n: float) -> float:
 def predict_data(mc: ModelCosts, b: int, w: int, kind: str, m: Machine) -> float:
     per = _t1(mc, b / w)
     if kind == "process":
-        return per + m.ipc + b * mc.io_bytes / m.pipe
+        in_b, out_b = mc.io_bytes
+        return per + m.ipc + b * (in_b / m.bandwidth + out_b / m.pipe)
     if mc.thread_scaling is not None:           # measured for this model: c = 2 threads'
         c = mc.thread_scaling                   # speedup; each further thread adds c - 1
         return per * w / (1 + (w - 1) * (c - 1))
@@ -172,9 +174,12 @@ def extrapolate(model: Model, mc: ModelCosts, b: int, specs, m: Machine,
     return rows
 
 
-def io_bytes(model: Model, specs) -> float:
-    names = [vi.name for vi in (*model.graph.inputs, *model.graph.outputs)]
-    return float(sum(4 * math.prod(specs[v][0]) for v in names if v in specs))
+def io_bytes(model: Model, specs) -> tuple[float, float]:
+    """(input, output) bytes per sample: inputs are copied into shared memory (at memory
+    bandwidth), outputs return pickled through pipes (batch_memory.py)."""
+    size = lambda vis: float(sum(4 * math.prod(specs[v.name][0])  # noqa: E731
+                                 for v in vis if v.name in specs))
+    return size(model.graph.inputs), size(model.graph.outputs)
 
 
 def weight_total(model: Model) -> int:
