@@ -40,19 +40,8 @@ class Limits:
 def interleaved(sides: list[tuple[Callable[[], Any], int | None]], repeats: int = 10,
                 warmup: int = 2) -> list[list[float]]:
     """Seconds of each call; sides = (fn, BLAS threads for this call or None)."""
-    lim = Limits()
-    samples: list[list[float]] = [[] for _ in sides]
-    try:
-        for r in range(warmup + repeats):
-            for i, (fn, threads) in enumerate(sides):
-                lim.set(threads)
-                t0 = time.perf_counter()
-                fn()
-                if r >= warmup:
-                    samples[i].append(time.perf_counter() - t0)
-    finally:
-        lim.restore()
-    return samples
+    return _timed(sides, [(i, r >= warmup, 0.0) for r in range(warmup + repeats)
+                          for i in range(len(sides))])
 
 
 SETTLE_S = 0.25              # longer than OpenBLAS's spin before its threads sleep
@@ -62,19 +51,26 @@ def blocked(sides: list[tuple[Callable[[], Any], int | None]], repeats: int = 10
             rounds: int = 2, warmup: int = 1, settle: float = SETTLE_S) -> list[list[float]]:
     """Seconds of each call; each round runs warmup + repeats // rounds calls of every side
     in turn, after `settle` seconds of quiet."""
+    per = max(1, repeats // rounds)
+    return _timed(sides, [(i, r >= warmup, settle if r == 0 else 0.0) for _ in range(rounds)
+                          for i in range(len(sides)) for r in range(warmup + per)])
+
+
+def _timed(sides: list[tuple[Callable[[], Any], int | None]],
+           order: list[tuple[int, bool, float]]) -> list[list[float]]:
+    """Call the sides in `order`: (side, keep its time, seconds to sleep first)."""
     lim = Limits()
     samples: list[list[float]] = [[] for _ in sides]
-    per = max(1, repeats // rounds)
     try:
-        for _ in range(rounds):
-            for i, (fn, threads) in enumerate(sides):
-                lim.set(threads)
-                time.sleep(settle)
-                for r in range(warmup + per):
-                    t0 = time.perf_counter()
-                    fn()
-                    if r >= warmup:
-                        samples[i].append(time.perf_counter() - t0)
+        for i, keep, pause in order:
+            fn, threads = sides[i]
+            lim.set(threads)
+            if pause:
+                time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            if keep:
+                samples[i].append(time.perf_counter() - t0)
     finally:
         lim.restore()
     return samples
