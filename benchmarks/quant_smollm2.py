@@ -41,9 +41,11 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=30, help="quantize the first N blocks")
     ap.add_argument("--bits", default="4,3", help="comma-separated widths")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    ap.add_argument("--eval-tokens", type=int, default=256,
+                    help="GPL-3 tokens to evaluate on, in windows of 256")
     args = ap.parse_args()
     quantize = STEPS["quantize"]
-    model, context, _, ppl = load_task()
+    model, context, _, ppl = load_task(args.eval_tokens)
     layers = block_layers(args.blocks)
 
     print(f"source (Q4_1 grid values in float32) perplexity {ppl(model):.4f}; blocks "

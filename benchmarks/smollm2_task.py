@@ -2,7 +2,8 @@
 
 SmolLM2-135M-Instruct (Q4_1 GGUF, fetched into real_models/smollm2 by
 scripts/fetch_real_models.py), calibrated on CALIB_WINDOWS windows of CALIB_LEN tokens of
-Apache-2.0 and evaluated on the first EVAL_TOKENS tokens of GPL-3 in one window.
+Apache-2.0 and evaluated on the first EVAL_TOKENS tokens of GPL-3 in one window (or, with
+`eval_tokens`, on that many tokens in windows of EVAL_TOKENS).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ EVAL_TEXT = Path("/usr/share/common-licenses/GPL-3")
 CALIB_WINDOWS, CALIB_LEN, EVAL_TOKENS = 16, 128, 256
 
 
-def load_task():
-    """(model, calibration StepContext, eval ids [EVAL_TOKENS], ppl(model) -> float)."""
+def load_task(eval_tokens: int = EVAL_TOKENS):
+    """(model, calibration StepContext, eval ids [eval_tokens], ppl(model) -> float)."""
     model = import_gguf(GGUF)
     tok = load_tokenizer(model, add_special_tokens=False)
     calib = tok.encode(CALIB_TEXT.read_text())
@@ -35,7 +36,7 @@ def load_task():
     if len(calib) < need:
         raise SystemExit(f"{CALIB_TEXT}: {len(calib)} tokens, need {need}")
     calib_ids = np.array(calib[:need], dtype=np.int64).reshape(CALIB_WINDOWS, CALIB_LEN)
-    eval_ids = np.array(tok.encode(EVAL_TEXT.read_text())[:EVAL_TOKENS], dtype=np.int64)
+    eval_ids = np.array(tok.encode(EVAL_TEXT.read_text())[:eval_tokens], dtype=np.int64)
     context = StepContext(seed=0, calibration=lambda: {"ids": calib_ids})
 
     def ppl(m) -> float:
