@@ -75,6 +75,25 @@ def test_integer_products_are_exact(backend, bits):
     np.testing.assert_array_equal(ref.unpack_codes(w), u)
 
 
+@pytest.mark.parametrize("group", [64, None])
+def test_three_bit_units_at_batch_one_are_exact(group):
+    """3-bit rows of whole 8-code units take jit's unit kernel at batch 1 (and jit_any's
+    above): integer inputs and unit scales make every sum exact, so both equal int64."""
+    rng = np.random.default_rng(3)
+    rows, cols = 40, 256
+    codes, _, zp = packed_arrays(rng, rows, cols, 3, group, symmetric=False)
+    n_groups = zp.shape[1]
+    w = PackedWeight.from_arrays(codes, np.ones((rows, n_groups), np.float32), zp, 3, group,
+                                 cols)
+    u = np.stack([bitpack.unpack(codes[r], 3, cols) for r in range(rows)]).astype(np.int64)
+    zfull = np.repeat(zp.astype(np.int64), cols // n_groups, axis=1)
+    for batch in (1, 3):
+        x = rng.integers(-8, 9, (batch, cols))
+        want = (x @ (u - zfull).T).astype(np.float32)
+        for backend in ("numba", "numpy") if HAS_NUMBA else ("numpy",):
+            np.testing.assert_array_equal(linear(x.astype(np.float32), w, None, backend), want)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("axis", [0, None])
 @pytest.mark.parametrize("symmetric", [True, False])

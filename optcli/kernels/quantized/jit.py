@@ -9,12 +9,12 @@ widened to int64 by numba's typing, halving the vector width (4 bits: 3x slower)
 and groups take jit_any.py's element-order path.
 Kernels work on a block of rows [r0, r1), serially and without the GIL, and threads.py runs
 blocks on several threads:
-- `_rows8`, `_rows4`, `_rows2` (batch 1): y straight from the packed bytes, codes unpacked in
-  registers, the zero point and scale applied once per group, not per weight. The weight is
-  read once and packed: at batch 1 the product is bound by memory bandwidth, so reading 4 or
-  8 bits a weight instead of 32 is the gain, as long as unpacking keeps up. One function per
-  width: a width branch inside the group loop kept LLVM from vectorising well (4-bit,
-  groups of 128: 4.4 ms against 2.2 ms for 4096^2);
+- `_rows8`, `_rows4`, `_rows2`, `_rows3` (batch 1): y straight from the packed bytes, codes
+  unpacked in registers, the zero point and scale applied once per group, not per weight. The
+  weight is read once and packed: at batch 1 the product is bound by memory bandwidth, so
+  reading 4 or 8 bits a weight instead of 32 is the gain, as long as unpacking keeps up. One
+  function per width: a width branch inside the group loop kept LLVM from vectorising well
+  (4-bit, groups of 128: 4.4 ms against 2.2 ms for 4096^2);
 - `_rows_decoded` (batches 2..GEMV_MAX_BATCH): each row decoded to float32 in an L1 buffer in
   one pass ((code - zero) * scale), then one long dot per input: the codes are converted once
   per row, not once per input;
@@ -169,6 +169,44 @@ def _rows2(x, xsum, codes, scale, zero, gbytes, r0, r1, out):
 
 
 @njit(**_FLAGS)
+def _rows3(x, xsum, codes, scale, zero, gunits, r0, r1, out):
+    """3-bit codes at batch 1: 8 codes fill 3 bytes (a unit), v = 65536 b0 + 256 b1 + b2
+    (exact in float32), code p of the unit = t_p - 8 t_(p-1) with t_p = floor(v / 8^(7-p));
+    x in unit-phase order (`_unit_phases`: x[p * U + u] = x[8u + p]) so that each code's
+    run of x has unit stride. Groups are whole units (gunits each)."""
+    n_units = x.shape[0] // 8
+    e = np.float32(8)
+    for r in range(r0, r1):
+        srow, zrow = scale[r if scale.shape[0] > 1 else 0], zero[r if zero.shape[0] > 1 else 0]
+        total = np.float32(0.0)
+        for g in range(xsum.shape[0]):
+            u0 = g * gunits
+            u1 = min(u0 + gunits, n_units)
+            b = codes[r, 3 * u0:3 * u1]
+            x0, x1 = x[u0:u1], x[n_units + u0:n_units + u1]
+            x2, x3 = x[2 * n_units + u0:2 * n_units + u1], x[3 * n_units + u0:3 * n_units + u1]
+            x4, x5 = x[4 * n_units + u0:4 * n_units + u1], x[5 * n_units + u0:5 * n_units + u1]
+            x6, x7 = x[6 * n_units + u0:6 * n_units + u1], x[7 * n_units + u0:7 * n_units + u1]
+            acc = np.float32(0.0)
+            for u in range(u1 - u0):
+                v = (np.float32(b[3 * u]) * np.float32(65536) + np.float32(b[3 * u + 1])
+                     * np.float32(256) + np.float32(b[3 * u + 2]))
+                t0 = np.floor(v * np.float32(2.0 ** -21))
+                t1 = np.floor(v * np.float32(2.0 ** -18))
+                t2 = np.floor(v * np.float32(2.0 ** -15))
+                t3 = np.floor(v * np.float32(2.0 ** -12))
+                t4 = np.floor(v * np.float32(2.0 ** -9))
+                t5 = np.floor(v * np.float32(2.0 ** -6))
+                t6 = np.floor(v * np.float32(2.0 ** -3))
+                acc += (t0 * x0[u] + (t1 - e * t0) * x1[u] + (t2 - e * t1) * x2[u]
+                        + (t3 - e * t2) * x3[u] + (t4 - e * t3) * x4[u] + (t5 - e * t4) * x5[u]
+                        + (t6 - e * t5) * x6[u] + (v - e * t6) * x7[u])
+            z = np.float32(zrow[g if zrow.shape[0] > 1 else 0])
+            total += srow[g if srow.shape[0] > 1 else 0] * (acc - z * xsum[g])
+        out[r] = total
+
+
+@njit(**_FLAGS)
 def _rows_decoded(xp, codes, scale, zero, bits, gbytes, r0, r1, out):
     """out[:, r0:r1] = xp @ W[r0:r1].T, each row decoded once (`_decode_phases`) into an L1
     buffer and dotted with every input there; xp[B, per_byte * row_bytes] (`_phases`)."""
@@ -232,12 +270,33 @@ def _phases(x: np.ndarray, bits: int) -> np.ndarray:
                                 ).reshape(x.shape[0], -1)
 
 
+def unit_group(w) -> int:
+    """Units (8 codes, 3 bytes) per group when `_rows3` can take w: 3 bits, whole units per
+    row and per group; else 0."""
+    cols = w.shape[1]
+    if w.bits != 3 or cols % 8:
+        return 0
+    if w.group >= cols:
+        return cols // 8
+    return w.group // 8 if w.group % 8 == 0 else 0
+
+
+def _unit_phases(x: np.ndarray) -> np.ndarray:
+    """x[cols] -> x[p * U + u] = x[8u + p], U = cols / 8 (cols a multiple of 8)."""
+    return np.ascontiguousarray(x.reshape(-1, 8).T).reshape(-1)
+
+
 def linear_rows(x: np.ndarray, w, threads: int) -> np.ndarray:
     """y[B, rows] = x[B, cols] @ W.T for a PackedWeight w (x float32, C-contiguous), its rows
     in blocks on `threads` threads."""
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    gbytes = aligned_group_bytes(w)
-    if not gbytes:
+    gbytes, gunits = aligned_group_bytes(w), unit_group(w)
+    if gunits and x.shape[0] == 1:
+        xsum = np.add.reduceat(x[0], np.arange(0, w.shape[1], 8 * gunits)).astype(np.float32)
+        xu = _unit_phases(x[0])
+        def block(r0, r1):
+            _rows3(xu, xsum, w.codes, w.scale, w.zero, gunits, r0, r1, out[0])
+    elif not gbytes:
         def block(r0, r1):
             jit_any.rows(x, w.codes, w.scale, w.zero, w.bits, w.group, r0, r1, out)
     elif x.shape[0] == 1:

@@ -75,6 +75,8 @@ def warm_up(backend: str) -> None:
     from optcli.kernels.quantized import jit
     for w in (PackedWeight.from_arrays(np.zeros((2, 8), np.uint8), np.ones((2, 1), np.float32),
                                        np.zeros((2, 1), np.uint8), 4, 16, 16),
+              PackedWeight.from_arrays(np.zeros((2, 6), np.uint8), np.ones((2, 1), np.float32),
+                                       np.zeros((2, 1), np.uint8), 3, 16, 16),
               PackedWeight.from_int8(np.zeros((2, 16), np.int8), np.ones(2, np.float32),
                                      np.zeros(2, np.int8))):
         for batch in (1, 2, GEMV_MAX_BATCH + 1):
