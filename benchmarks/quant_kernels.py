@@ -42,13 +42,21 @@ STREAM_BYTES = 96 << 20
 
 
 def weights(kind: str, rng) -> tuple[list, int]:
-    """Copies of one random W[N, N] in `kind` ("float32", "int8", "int4"), and their bytes."""
+    """Copies of one random W[N, N] in `kind` ("float32", "int8", "int4", "int3"), and their
+    bytes."""
     w = (rng.standard_normal((N, N)) / np.sqrt(N)).astype(np.float32)
     if kind == "float32":
         one = np.ascontiguousarray(w.T).T                       # as runtime._load lays it out
     elif kind == "int8":
         t = quantize_int8(w, axis=0, symmetric=True)
         one = PackedWeight.from_int8(t.codes, t.scale, t.zero_point)
+    elif kind == "int3":
+        u = rng.integers(0, 8, (N, N), dtype=np.uint8)
+        codes = np.packbits(np.unpackbits(u[:, :, None], axis=2)[:, :, 5:].reshape(N, -1),
+                            axis=1)                              # 3-bit MSB-first stream
+        scale = rng.random((N, N // 128), dtype=np.float32) / 32
+        zp = rng.integers(0, 8, (N, N // 128), dtype=np.uint8)
+        one = PackedWeight.from_arrays(codes, scale, zp, 3, 128, N)
     else:
         u = rng.integers(0, 16, (N, N), dtype=np.uint8)
         codes = (u[:, 0::2] << 4) | u[:, 1::2]                   # MSB first: code 2j high
