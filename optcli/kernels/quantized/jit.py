@@ -15,9 +15,9 @@ blocks on several threads:
   reading 4 or 8 bits a weight instead of 32 is the gain, as long as unpacking keeps up. One
   function per width: a width branch inside the group loop kept LLVM from vectorising well
   (4-bit, groups of 128: 4.4 ms against 2.2 ms for 4096^2);
-- `_rows_decoded` (batches 2..GEMV_MAX_BATCH): each row decoded to float32 in an L1 buffer in
-  one pass ((code - zero) * scale), then one long dot per input: the codes are converted once
-  per row, not once per input;
+- `_rows_decoded` (batches 2..GEMV_MAX_BATCH): rows decoded to float32 in an L1 buffer in
+  one pass ((code - zero) * scale), 4 at a time, then 4 dots per input in one pass over x:
+  the codes are converted once per row, not once per input;
 - `_decode_rows`: a tile of rows decoded the same way for BLAS (large batches, where float32
   GEMM is compute-bound and the decode is amortised over the batch).
 Sums run in float32 with fastmath (reassociation lets LLVM vectorise the dot products), so
@@ -208,18 +208,33 @@ def _rows3(x, xsum, codes, scale, zero, gunits, r0, r1, out):
 
 @njit(**_FLAGS)
 def _rows_decoded(xp, codes, scale, zero, bits, gbytes, r0, r1, out):
-    """out[:, r0:r1] = xp @ W[r0:r1].T, each row decoded once (`_decode_phases`) into an L1
-    buffer and dotted with every input there; xp[B, per_byte * row_bytes] (`_phases`)."""
-    buf = np.empty(xp.shape[1], np.float32)
-    for r in range(r0, r1):
-        _decode_phases(codes[r], scale[r if scale.shape[0] > 1 else 0],
-                       zero[r if zero.shape[0] > 1 else 0], bits, gbytes, buf)
-        for b in range(xp.shape[0]):
+    """out[:, r0:r1] = xp @ W[r0:r1].T, rows decoded 4 at a time (`_decode_phases`) into an
+    L1 buffer and dotted with every input there, 4 sums a pass so each load of x serves 4
+    rows; xp[B, per_byte * row_bytes] (`_phases`). Measured on 4096^2 int8, batch 16: 7.8 ms
+    against 11.1 ms one row at a time."""
+    buf = np.zeros((4, xp.shape[1]), np.float32)
+    for r in range(r0, r1, 4):
+        m = min(4, r1 - r)
+        for i in range(m):
+            _decode_phases(codes[r + i], scale[r + i if scale.shape[0] > 1 else 0],
+                           zero[r + i if zero.shape[0] > 1 else 0], bits, gbytes, buf[i])
+        w0, w1, w2, w3 = buf[0], buf[1], buf[2], buf[3]   # rows past r1 hold stale values,
+        for b in range(xp.shape[0]):                     # their sums are not stored
             xb = xp[b]
-            acc = np.float32(0.0)
-            for k in range(buf.shape[0]):
-                acc += buf[k] * xb[k]
-            out[b, r] = acc
+            a0 = a1 = a2 = a3 = np.float32(0.0)
+            for k in range(xb.shape[0]):
+                v = xb[k]
+                a0 += w0[k] * v
+                a1 += w1[k] * v
+                a2 += w2[k] * v
+                a3 += w3[k] * v
+            out[b, r] = a0
+            if m > 1:
+                out[b, r + 1] = a1
+            if m > 2:
+                out[b, r + 2] = a2
+            if m > 3:
+                out[b, r + 3] = a3
 
 
 @njit(**_FLAGS)

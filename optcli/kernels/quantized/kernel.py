@@ -23,9 +23,9 @@ from optcli.kernels.quantized.layout import PackedWeight
 from optcli.kernels.reference.contract import check_linear
 from optcli.kernels.threads import blas_threads
 
-GEMV_MAX_BATCH = 8          # numba: row kernels up to this batch, decoded tiles + BLAS above
-                            # (4096^2, 2 threads: rows/tiles 1.31/0.52x float32 at batch 2,
-                            # 0.63/0.56x at 8, 0.37/0.62x at 16)
+GEMV_MAX_BATCH = 32         # numba: row kernels up to this batch, decoded tiles + BLAS above
+                            # (4096^2, 2 threads, ms rows/tiles: int8 16: 7.8-13.6/16.0,
+                            # 32: 15.3-15.8/15.1-17.7, 64: 29.3/25.0; 4-bit 32: 15.4/18.8)
 PARALLEL_MIN = 1 << 18      # weights; smaller layers run on one thread
 BACKENDS = ("numba", "numpy")
 
