@@ -8,12 +8,12 @@ process with all `cores` BLAS threads at batch b. Estimated per node (cost.py): 
 time each node takes (FLOPs and bytes at the machine's measured rates). With w workers:
 - data, processes:  T = T1(b/w) + ipc + b·(in / bandwidth + out / pipe)   (the batch copied
   once into shared memory, outputs pickled back through pipes)
-- data, threads:    T = T1(b/w) · w / (1 + (w-1)·(c-1)), c the measured speedup of two Python
-  threads each running the model on b/2 samples over running them one after the other
-  (Python between kernels holds the GIL, and concurrent OpenBLAS calls contend: measured
+- data, threads: T = T1(b/w) · w / (1 + (w-1)·(c-1)) (w / c if c < 1), c the measured speedup
+  of two Python threads each running the model on b/2 samples over running them one after the
+  other (Python between kernels holds the GIL, and concurrent OpenBLAS calls contend: measured
   here, two 1-thread sgemms of 1024x384x1536 at once run 1.08x one after the other, of
-  128x4096x4096 2.05x, so c is measured per model, not modelled); without a measurement
-  (the parallelize step) T = T1(b/w) · (1 + (w-1)·g), g = P/T1(b/w) + GIL, GIL = 0.15
+  128x4096x4096 2.05x, so c is measured per model, not modelled); without a measurement (the
+  parallelize step) T = T1(b/w) · (1 + (w-1)·g), g = P/T1(b/w) + GIL, GIL = 0.15
 - pipeline (k = w stages, m = 2k micro-batches): T = (m+k-1)·max_i(c_i·(b/m)·s + P_i)
   + m·k·handoff, c_i the estimated cost share of stage i, P_i its part of P
 - tensor (k = w shards): T = P + b·s·(1 - f + f/k) + R·handoff + b·J·(k+1)/bandwidth,
@@ -113,7 +113,8 @@ def predict_data(mc: ModelCosts, b: int, w: int, kind: str, m: Machine) -> float
         return per + m.ipc + b * (in_b / m.bandwidth + out_b / m.pipe)
     if mc.thread_scaling is not None:           # measured for this model: c = 2 threads'
         c = mc.thread_scaling                   # speedup; each further thread adds c - 1
-        return per * w / (1 + (w - 1) * (c - 1))
+        gain = 1 + (w - 1) * (c - 1) if c >= 1 else c      # (a slowdown is not compounded)
+        return per * w / gain
     return per * (1 + (w - 1) * (mc.P / per + GIL))
 
 

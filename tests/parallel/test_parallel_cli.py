@@ -4,6 +4,7 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from optcli.cli import app
@@ -115,3 +116,16 @@ def test_parallelize_step_keeps_weights_and_refuses_impossible_plans():
         assert "7 pipeline stages but the graph has only 6 nodes" in str(e)
     else:
         raise AssertionError("7 stages over 6 nodes accepted")
+
+
+def test_thread_predictions_use_the_measured_scaling():
+    from optcli.parallel import planner as pl
+    from optcli.parallel.planner import ModelCosts, predict_data
+    mc = ModelCosts([], (0.0, 0.0), 0, 0.0, 0.0, 1e-3, 0.256, 1.0, thread_scaling=1.5)
+    m = pl.default_machine(2)
+    t1 = 0.128                                   # 128 samples at 1 ms each, P = 0
+    assert predict_data(mc, 256, 2, "thread", m) == pytest.approx(2 * t1 / 1.5)
+    slow = ModelCosts([], (0.0, 0.0), 0, 0.0, 0.0, 1e-3, 0.256, 1.0, thread_scaling=0.6)
+    for w in (2, 8, 64):                          # never negative, never better than 0.6x
+        t = predict_data(slow, 256, w, "thread", m)
+        assert t == pytest.approx(0.256 / w * w / 0.6)
