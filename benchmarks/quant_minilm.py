@@ -35,6 +35,7 @@ RUNS = {
     "int8 channel rtn": {"bits": 8},
     "int4 g128 rtn sym": {"bits": 4, **G128},
     "int4 g128 rtn asym": {"bits": 4, "symmetric": False, **G128},
+    "int4 g128 rtn asym clip": {"bits": 4, "symmetric": False, "clip": True, **G128},
     "int4 g128 gptq asym": {"method": "gptq", "bits": 4, "symmetric": False, **G128},
     "int4 g128 gptq asym act": {"method": "gptq", "bits": 4, "symmetric": False,
                                 "act_order": True, **G128},

@@ -33,14 +33,17 @@ from smollm2_task import block_layers, load_task  # noqa: E402
 
 from optcli.steps import STEPS  # noqa: E402
 
-METHODS = {"rtn": {}, "gptq": {"method": "gptq", "act_order": True}, "awq": {"method": "awq"}}
+METHODS = {"rtn": {}, "gptq": {"method": "gptq", "act_order": True}, "awq": {"method": "awq"},
+           "rtn+clip": {"clip": True}, "awq+clip": {"method": "awq", "clip": True}}
+DEFAULT = "rtn,gptq,awq"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--blocks", type=int, default=30, help="quantize the first N blocks")
     ap.add_argument("--bits", default="4,3", help="comma-separated widths")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    ap.add_argument("--methods", default=DEFAULT,
+                    help=f"comma-separated subset of {', '.join(METHODS)}")
     ap.add_argument("--eval-tokens", type=int, default=256,
                     help="GPL-3 tokens to evaluate on, in windows of 256")
     args = ap.parse_args()
@@ -50,7 +53,7 @@ def main() -> None:
 
     print(f"source (Q4_1 grid values in float32) perplexity {ppl(model):.4f}; blocks "
           f"0-{args.blocks - 1}", flush=True)
-    print(f"{'bits':>4} {'method':6} {'bits/w':>6} {'perplexity':>11} {'mean rel err':>12} "
+    print(f"{'bits':>4} {'method':8} {'bits/w':>6} {'perplexity':>11} {'mean rel err':>12} "
           f"{'seconds':>8}", flush=True)
     for bits in (int(b) for b in args.bits.split(",")):
         for method in args.methods.split(","):
@@ -62,7 +65,7 @@ def main() -> None:
             n = sum(model.tensors[r["tensor"]].size for r in record.layers)
             bpw = 8 * sum(r["bytes_after"] for r in record.layers) / n
             err = float(np.mean([r["rel_output_error"] for r in record.layers]))
-            print(f"{bits:4d} {method:6} {bpw:6.3f} {ppl(q):11.4f} {err:12.5f} {seconds:8.1f}",
+            print(f"{bits:4d} {method:8} {bpw:6.3f} {ppl(q):11.4f} {err:12.5f} {seconds:8.1f}",
                   flush=True)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optcli.formats import SparseTensor, StoredTensor
+from optcli.quantization.clip import clipped_grid
 from optcli.quantization.error import relative_output_error, sqnr_db
 from optcli.quantization.gptq import gptq
 from optcli.quantization.grid import Spec, choose_grid, quantize, to_tensor
@@ -24,6 +25,7 @@ class Solver:
     damping: float = 0.01
     block_size: int = 128
     act_order: bool = False
+    clip: bool = False           # rtn: search each group's clipping ratio (clip.py)
 
 
 def quantize_dense(w: np.ndarray, spec: Spec, h: np.ndarray | None, solver: Solver,
@@ -33,7 +35,7 @@ def quantize_dense(w: np.ndarray, spec: Spec, h: np.ndarray | None, solver: Solv
     if solver.gptq and h is not None:
         u, grid = gptq(w2, h, spec, solver.damping, solver.block_size, solver.act_order, layer)
     else:
-        grid = choose_grid(w2, spec)
+        grid = clipped_grid(w2, spec, h) if solver.clip else choose_grid(w2, spec)
         u = quantize(w2, grid)
     return to_tensor(w.shape, u, grid)
 

@@ -42,7 +42,8 @@ def quantize_model(model: Model, nodes: list[Node], config: Any,
     scales = _awq_scales(dense, weights, hessians, config, bits) if config.method == "awq" else {}
     solver = Solver(config.method == "gptq" or (config.method == "awq"
                                                 and config.awq_solver == "gptq"),
-                    config.damping, config.block_size, config.act_order)
+                    config.damping, config.block_size, config.act_order,
+                    getattr(config, "clip", False))
     tensors = dict(model.tensors)
     records = []
     for n in nodes:
@@ -56,11 +57,13 @@ def quantize_model(model: Model, nodes: list[Node], config: Any,
         elif s is not None:                    # AWQ: quantize W diag(s), input scaled by 1/s
             hs = h / np.outer(s, s)
             new = _quantize(w * s, spec, hs, solver, n.name)
-            eff, method = new.decode() / s.astype(np.float32), f"awq+{config.awq_solver}"
+            clip = "+clip" if solver.clip and not solver.gptq else ""
+            eff, method = new.decode() / s.astype(np.float32), f"awq+{config.awq_solver}{clip}"
         else:
             new = _quantize(w, spec, h, solver, n.name)
             eff = new.decode()
-            method = "gptq" if solver.gptq and h is not None else "rtn"
+            method = "gptq" if solver.gptq and h is not None else (
+                "rtn+clip" if solver.clip else "rtn")
         tensors[name] = new
         records.append(_record(n, name, old, new, spec, method, w, eff, h))
     if scales:

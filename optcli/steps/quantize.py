@@ -29,6 +29,8 @@ values, zeros exactly zero (GPTQ/AWQ do not apply to it). gptq, awq and auto nee
 `calibration:` section (linear layers, and conv2d layers through im2col Hessians); with a
 calibration section every layer's record gives its relative output error on calibration data,
 otherwise the weights' SQNR. Codebook-shared weights are refused unless `requantize_shared`.
+`clip: true` lets RTN (also after AWQ's scaling) shrink each group's range where that lowers
+the output error on calibration data (quantization/clip.py).
 `embeddings: true` adds the embedding tables the selectors match, quantized by round to
 nearest (a row of a table is one output channel); the runtime gathers from them packed.
 """
@@ -93,6 +95,9 @@ class Config:
     layers: list = param(["*"], "glob patterns of layer (node) names to quantize")
     exclude: list = param([], "glob patterns of layer names to leave alone")
     requantize_shared: bool = param(False, "quantize codebook-shared weights (after share) too")
+    clip: bool = param(False, "rtn (and awq with rtn): search each group's clipping ratio "
+                       "(0.55..1) for the lowest output error on calibration data (weight "
+                       "error without); clipped weights may then err by more than scale/2")
     embeddings: bool = param(False, "also quantize embedding tables (per row, or groups along "
                              "a row), by round to nearest whatever `method` says; the runtime "
                              "keeps them packed and decodes only the rows a batch reads")

@@ -214,3 +214,17 @@ def test_embeddings_need_fixed_integer_bits_and_selectors_may_name_tables(tmp_pa
                                    str(tmp_path / "o.npz"), "--json"])
     assert res.exit_code == 0, res.output
     assert load_model(tmp_path / "o.npz").tensors["tok"].encoding == "quantized"
+
+
+def test_clip_lowers_the_output_error_and_names_itself():
+    lm = make_lm()
+    ref = Runtime(lm).run({"ids": IDS})["logits"]
+    plain, rec_plain = _q(lm, bits=3, granularity="group", group_size=16, symmetric=False)
+    clipped, rec = _q(lm, bits=3, granularity="group", group_size=16, symmetric=False,
+                      clip=True)
+    assert {r["method"] for r in rec.layers} == {"rtn+clip"}
+    errs = [(a["rel_output_error"], b["rel_output_error"])
+            for a, b in zip(rec_plain.layers, rec.layers)]
+    assert sum(c for _, c in errs) < sum(p for p, _ in errs)    # (per group, not per layer,
+                                                                # the search minimises)
+    assert _rel(clipped, ref) < _rel(plain, ref)

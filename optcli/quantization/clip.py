@@ -1,0 +1,57 @@
+"""Clipping search: shrink each group's range where that lowers the layer's output error.
+
+A min/max grid spends its levels on the extreme weights of each group; shrinking the range to
+r * [min, max] (r < 1) gives the bulk of the group a finer step at the cost of clipping the
+extremes. For each (row, group) the ratio r in CLIP_RATIOS with the smallest error wins:
+the output error on calibration data, d H_gg d^T with d the group's rounding error and H_gg
+its block of H = X^T X / N (what AWQ's auto_clip minimises, Lin et al., MLSys 2024, section
+3.3, on the block-diagonal of H), or without calibration the squared weight error. r = 1 is
+plain round to nearest, so the chosen grid's error is never above RTN's.
+
+Clipped weights break RTN's |w - value| <= scale / 2 bound (the step's `clip` is off by
+default for that reason): their error is at most (1 - r) * max|w| + scale / 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optcli.quantization.grid import Grid, Spec, choose_grid, dequantize, params_from_range
+from optcli.quantization.grid import quantize as rtn_codes
+
+CLIP_RATIOS = tuple(1.0 - 0.05 * k for k in range(10))      # 1.0, 0.95, ..., 0.55
+
+
+def clipped_grid(w: np.ndarray, spec: Spec, h: np.ndarray | None) -> Grid:
+    """The grid of w[rows, cols] with each (row, group)'s best clipping ratio."""
+    base = choose_grid(w, spec)
+    if spec.granularity == "tensor":
+        return base                              # one range for everything: nothing to pick
+    lo, hi = _ranges(w, base)
+    best_err = np.full(base.scale.shape, np.inf)
+    scale, zero = base.scale.copy(), base.zero.copy()
+    for r in CLIP_RATIOS:
+        s, z = params_from_range(lo * r, hi * r, spec)
+        grid = Grid(s, z, spec, base.cols)
+        err = _group_errors(w - dequantize(rtn_codes(w, grid), grid), base, h)
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        scale, zero = np.where(better, s, scale), np.where(better, z, zero)
+    return Grid(scale, zero, spec, base.cols)
+
+
+def _ranges(w: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Each (row, group)'s min and max, [R, G]."""
+    starts = np.arange(0, w.shape[1], grid.spec.group or w.shape[1])
+    return np.minimum.reduceat(w, starts, axis=1), np.maximum.reduceat(w, starts, axis=1)
+
+
+def _group_errors(d: np.ndarray, grid: Grid, h: np.ndarray | None) -> np.ndarray:
+    """[R, G]: d_g H_gg d_g^T per row and group (sum of d^2 without h)."""
+    g = grid.spec.group or d.shape[1]
+    out = np.empty(grid.scale.shape)
+    for j, c0 in enumerate(range(0, d.shape[1], g)):
+        dg = d[:, c0:c0 + g]
+        out[:, j] = (dg * dg).sum(axis=1) if h is None else (
+            (dg @ h[c0:c0 + g, c0:c0 + g]) * dg).sum(axis=1)
+    return out
