@@ -39,6 +39,8 @@ RUNS = {
     "int4 g128 gptq asym": {"method": "gptq", "bits": 4, "symmetric": False, **G128},
     "int4 g128 gptq asym act": {"method": "gptq", "bits": 4, "symmetric": False,
                                 "act_order": True, **G128},
+    "int4 g128 gptq asym act seq": {"method": "gptq", "bits": 4, "symmetric": False,
+                                    "act_order": True, "sequential": True, **G128},
     "int4 g128 awq asym": {"method": "awq", "bits": 4, "symmetric": False, **G128},
     "int4 g128 awq+gptq asym": {"method": "awq", "awq_solver": "gptq", "bits": 4,
                                 "symmetric": False, **G128},
@@ -48,6 +50,8 @@ RUNS = {
     "int3 g128 rtn asym": {"bits": 3, "symmetric": False, **G128},
     "int3 g128 gptq asym act": {"method": "gptq", "bits": 3, "symmetric": False,
                                 "act_order": True, **G128},
+    "int3 g128 gptq asym act seq": {"method": "gptq", "bits": 3, "symmetric": False,
+                                    "act_order": True, "sequential": True, **G128},
 }
 
 

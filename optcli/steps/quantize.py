@@ -29,6 +29,7 @@ values, zeros exactly zero (GPTQ/AWQ do not apply to it). gptq, awq and auto nee
 `calibration:` section (linear layers, and conv2d layers through im2col Hessians); with a
 calibration section every layer's record gives its relative output error on calibration data,
 otherwise the weights' SQNR. Codebook-shared weights are refused unless `requantize_shared`.
+`sequential: true` calibrates the layers reading each input on the model quantized so far.
 `clip: true` lets RTN (also after AWQ's scaling) shrink each group's range where that lowers
 the output error on calibration data (quantization/clip.py).
 `embeddings: true` adds the embedding tables the selectors match, quantized by round to
@@ -95,6 +96,9 @@ class Config:
     layers: list = param(["*"], "glob patterns of layer (node) names to quantize")
     exclude: list = param([], "glob patterns of layer names to leave alone")
     requantize_shared: bool = param(False, "quantize codebook-shared weights (after share) too")
+    sequential: bool = param(False, "gptq, rtn+clip: calibrate the layers reading each input "
+                             "on the model quantized so far (one calibration pass per input, "
+                             "as GPTQ's reference code does), not all on the float model")
     clip: bool = param(False, "rtn (and awq with rtn): search each group's clipping ratio "
                        "(0.55..1) for the lowest output error on calibration data (weight "
                        "error without); clipped weights may then err by more than scale/2")
@@ -114,6 +118,10 @@ def check(config: Config) -> str | None:
         return f"precision {config.precision} stores floats; method and bits: auto do not apply"
     if config.act_order and config.method == "rtn":
         return "act_order applies to method gptq (or awq with awq_solver: gptq)"
+    if config.sequential and (auto or config.method == "awq" or (
+            config.method == "rtn" and not config.clip)):
+        return ("sequential applies to method gptq, or rtn with clip: true, at fixed bits "
+                "(AWQ searches its scales on the float model, as in its paper)")
     if config.embeddings and (auto or config.precision != "int"):
         return ("embeddings: true needs integer codes at fixed bits (use a separate quantize "
                 "step for the tables)")
@@ -136,12 +144,37 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
     record = StepRecord("quantize", {})
     if config.precision != "int":
         return _to_precision(model, nodes, config, record)
-    hessians = _hessians(model, nodes, config, context)
-    model, record.layers, record.notes = quantize_model(model, nodes, config, hessians)
+    if config.sequential and context.calibration is not None:
+        model, record.layers, record.notes = _sequential(model, nodes, config, context)
+    else:
+        hessians = _hessians(model, nodes, config, context)
+        model, record.layers, record.notes = quantize_model(model, nodes, config, hessians)
     if config.embeddings:
         model, tables = _quantize_tables(model, nodes, config)
         record.layers += tables
     return model, record
+
+
+def _sequential(model: Model, nodes: list[Node], config: Config, context: StepContext
+                ) -> tuple[Model, list[dict], list[str]]:
+    """The layers in groups that read one input, in graph order; each group's Hessians come
+    from a calibration pass through the model with every earlier group already quantized, so
+    a layer compensates the error of the layers before it (Frantar et al. 2022, section 4)."""
+    data = context.calibration()
+    groups: dict[str, list[str]] = {}
+    for n in nodes:
+        groups.setdefault(n.inputs["x"], []).append(n.name)
+    records: list[dict] = []
+    notes: list[str] = []
+    for names in groups.values():
+        current = [model.graph.node(name) for name in names]   # AWQ may have rewired
+        model, recs, ns = quantize_model(model, current, config,
+                                         layer_hessians(model, current, data))
+        records += recs
+        notes += ns
+    notes.append(f"sequential: {len(groups)} calibration passes, each through the model "
+                 "quantized so far")
+    return model, records, notes
 
 
 def _quantize_tables(model: Model, nodes: list[Node], config: Config

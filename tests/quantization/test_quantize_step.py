@@ -228,3 +228,16 @@ def test_clip_lowers_the_output_error_and_names_itself():
     assert sum(c for _, c in errs) < sum(p for p, _ in errs)    # (per group, not per layer,
                                                                 # the search minimises)
     assert _rel(clipped, ref) < _rel(plain, ref)
+
+
+def test_sequential_gptq_calibrates_on_the_model_quantized_so_far():
+    lm = make_lm()
+    ref = Runtime(lm).run({"ids": IDS})["logits"]
+    params = dict(method="gptq", bits=3, granularity="group", group_size=16, symmetric=False)
+    one_pass, _ = _q(lm, **params)
+    seq, rec = _q(lm, sequential=True, **params)
+    assert "sequential: 5 calibration passes" in rec.notes[-1]
+    assert {r["method"] for r in rec.layers} == {"gptq"} and len(rec.layers) == 7
+    assert _rel(seq, ref) < _rel(one_pass, ref)
+    for bad in (dict(method="awq"), dict(method="rtn"), dict(bits="auto", target_bits=4.0)):
+        assert "sequential" in quantize.check(quantize.Config(sequential=True, **bad))
