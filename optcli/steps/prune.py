@@ -76,10 +76,16 @@ class Config:
     block_size: int = param(128, "sparsegpt: columns pruned and updated together (lazy "
                             "batch updates between blocks)", check=lambda v: v >= 1,
                             check_doc=">= 1")
+    sequential: bool = param(False, "wanda/sparsegpt: calibrate the layers reading each input "
+                             "on the model pruned so far (one calibration pass per input, as "
+                             "SparseGPT's reference code does), not all on the dense model")
 
 
 def check(config: Config) -> str | None:
     """Problems with the combination of parameters, found when the YAML is parsed."""
+    if config.sequential and (config.method not in NEEDS_CALIBRATION
+                              or config.scope != "layer"):
+        return "sequential applies to calibrated methods (wanda, sparsegpt) with scope: layer"
     return param_problem(config)
 
 
@@ -89,6 +95,23 @@ def needs_calibration(config: Config) -> bool:
 
 def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, StepRecord]:
     nodes = select_layers(model, config.layers, config.exclude)
+    if not (config.sequential and context.calibration is not None):
+        return _prune(model, nodes, config, context)
+    groups: dict[str, list[Node]] = {}
+    for n in nodes:                     # layers reading one input, in graph order
+        groups.setdefault(n.inputs["x"], []).append(n)
+    record = StepRecord("prune", {})
+    for group in groups.values():       # each calibrated on the model pruned so far
+        model, part = _prune(model, group, config, context)
+        record.layers += part.layers
+        record.notes += part.notes
+    record.notes.append(f"sequential: {len(groups)} calibration passes, each through the "
+                        "model pruned so far")
+    return model, record
+
+
+def _prune(model: Model, nodes: list[Node], config: Config,
+           context: StepContext) -> tuple[Model, StepRecord]:
     names = [n.inputs["weight"] for n in nodes]
     weights = [model.tensors[t].decode() for t in names]
     check_config(config, [n.name for n in nodes], weights)

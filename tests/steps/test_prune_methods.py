@@ -162,3 +162,26 @@ def test_masked_batches_count_real_tokens_only():
     x = emb[tok[mask > 0]].astype(np.float64)                                # [tokens, 8]
     assert stats.rows == lengths.sum()
     np.testing.assert_allclose(stats.hessian, x.T @ x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["sparsegpt", "wanda"])
+def test_sequential_calibration_prunes_on_the_model_pruned_so_far(method):
+    from optcli.runtime import Runtime
+    from optcli.steps import STEPS
+    from optcli.steps.base import StepContext
+    from tests.conftest import make_lm
+    prune = STEPS["prune"]
+    ids = np.random.default_rng(0).integers(0, 20, (16, 24)).astype(np.int64)
+    ctx = StepContext(calibration=lambda: {"ids": ids})
+    lm = make_lm()
+    ref = Runtime(lm).run({"ids": ids})["logits"]
+    err = {}
+    for seq in (False, True):
+        m, rec = prune.apply(lm, prune.Config(method=method, sparsity=0.6, sequential=seq), ctx)
+        assert len(rec.layers) == 7 and all(0.59 <= r["sparsity_after"] <= 0.63
+                                            for r in rec.layers)            # rounding per row
+        err[seq] = np.linalg.norm(Runtime(m).run({"ids": ids})["logits"] - ref)
+    assert "sequential: 5 calibration passes" in rec.notes[-1] and err[True] < err[False]
+    assert "sequential" in prune.check(prune.Config(method="magnitude", sequential=True))
+    assert "sequential" in prune.check(prune.Config(method=method, scope="global",
+                                                    sequential=True))
