@@ -63,6 +63,9 @@ def main() -> None:
                     help="prune only the first N decoder blocks (default 30 = all)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    ap.add_argument("--sequential", action="store_true",
+                    help="wanda/sparsegpt calibrated on the model pruned so far")
+    ap.add_argument("--patterns", default=",".join(PATTERNS), help="comma-separated subset")
     args = ap.parse_args()
     prune = STEPS["prune"]
 
@@ -78,10 +81,12 @@ def main() -> None:
     print(f"{'method':10} {'pattern':8} {'layers':>6} {'sparsity':>8} {'perplexity':>11} "
           f"{'seconds':>8}", flush=True)
     rows = []
-    for pattern, params in PATTERNS.items():
+    for pattern in args.patterns.split(","):
+        params = PATTERNS[pattern]
         for method in args.methods.split(","):
             name = "nm" if method == "magnitude" and "m" in params else method   # 2:4 by |w|
-            config = prune.Config(method=name, layers=layers, **params)
+            seq = args.sequential and name in ("wanda", "sparsegpt")
+            config = prune.Config(method=name, layers=layers, sequential=seq, **params)
             t0 = time.perf_counter()
             pruned, record = prune.apply(model, config, context)
             seconds = time.perf_counter() - t0

@@ -106,11 +106,21 @@ def _batches(data: dict[str, np.ndarray], mask: str | None, batch_size: int):
 
 
 def _probe(model: Model, values: list[str]) -> Model:
-    """The model with `values` added to its graph outputs (if not outputs already)."""
-    have = {vi.name for vi in model.graph.outputs}
-    extra = tuple(ValueInfo(v, ("batch",)) for v in values if v not in have)
-    return model.replace(graph=dataclasses.replace(model.graph,
-                                                   outputs=model.graph.outputs + extra))
+    """The part of the model that computes `values`, with them as its outputs: the nodes they
+    depend on, the graph inputs and tensors those read (later layers are never run, so a pass
+    for the first layers costs a fraction of the model; sequential calibration runs one pass
+    per group of layers)."""
+    need, keep = set(values), []
+    for n in reversed(model.graph.nodes):
+        if any(o in need for o in n.outputs):
+            keep.append(n)
+            need.update(n.input_names())
+    graph = dataclasses.replace(
+        model.graph, nodes=tuple(reversed(keep)),
+        inputs=tuple(vi for vi in model.graph.inputs if vi.name in need),
+        outputs=tuple(ValueInfo(v, ("batch",)) for v in values))
+    return model.replace(graph=graph, tensors={k: t for k, t in model.tensors.items()
+                                               if k in need})
 
 
 def inverse_hessian_upper(h: np.ndarray, damping: float, layer: str,
