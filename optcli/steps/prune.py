@@ -77,8 +77,9 @@ class Config:
                             "batch updates between blocks)", check=lambda v: v >= 1,
                             check_doc=">= 1")
     sequential: bool = param(False, "wanda/sparsegpt: calibrate the layers reading each input "
-                             "on the model pruned so far (one calibration pass per input, as "
-                             "SparseGPT's reference code does), not all on the dense model")
+                             "on the model pruned so far (one calibration pass per input), not "
+                             "all on the dense model; on SmolLM2 it did worse "
+                             "(benchmarks/README.md)")
 
 
 def check(config: Config) -> str | None:
