@@ -34,7 +34,8 @@ from smollm2_task import block_layers, load_task  # noqa: E402
 from optcli.steps import STEPS  # noqa: E402
 
 METHODS = {"rtn": {}, "gptq": {"method": "gptq", "act_order": True}, "awq": {"method": "awq"},
-           "rtn+clip": {"clip": True}, "awq+clip": {"method": "awq", "clip": True}}
+           "rtn+clip": {"clip": True}, "awq+clip": {"method": "awq", "clip": True},
+           "gptq+clip": {"method": "gptq", "act_order": True, "clip": True}}
 DEFAULT = "rtn,gptq,awq"
 
 

@@ -26,18 +26,22 @@ import numpy as np
 
 from optcli.calibration import inverse_hessian_upper
 from optcli.errors import StepError
+from optcli.quantization.clip import clipped_grid
 from optcli.quantization.grid import Grid, Spec, choose_grid, params_from_range, quantize_column
 
 
 def gptq(w: np.ndarray, h: np.ndarray, spec: Spec, damping: float = 0.01,
          block_size: int = 128, act_order: bool = False,
-         layer: str = "layer") -> tuple[np.ndarray, Grid]:
-    """Codes u uint8 [rows, cols] and their grid for w[rows, cols]; h[cols, cols] = X^T X / N."""
+         layer: str = "layer", clip: bool = False) -> tuple[np.ndarray, Grid]:
+    """Codes u uint8 [rows, cols] and their grid for w[rows, cols]; h[cols, cols] = X^T X / N.
+    With `clip`, each group's range is the clipping search's (clip.py) on the weights as they
+    stand when the group is reached (dynamic groups) or up front (static ones)."""
     rows, cols = w.shape
     if not np.isfinite(h).all():
         raise StepError(f"layer '{layer}': the input Hessian has NaN/Inf entries (non-finite "
                         "activations on the calibration data)")
-    grid = choose_grid(w, spec)                      # static grid (dynamic groups overwrite it)
+    grid = clipped_grid(w, spec, h) if clip else choose_grid(w, spec)   # static grid (dynamic
+                                                                        # groups overwrite it)
     perm = np.argsort(-np.diag(h), kind="stable") if act_order else np.arange(cols)
     dynamic = spec.group is not None and not act_order
     if dynamic:
@@ -47,21 +51,26 @@ def gptq(w: np.ndarray, h: np.ndarray, spec: Spec, damping: float = 0.01,
     codes = np.zeros((rows, cols), np.uint8)
     for b0 in range(0, cols, block_size):
         b1 = min(b0 + block_size, cols)
-        err = _block(wp[:, b0:b1], u_inv[b0:b1, b0:b1], perm[b0:b1], grid, dynamic, codes)
+        err = _block(wp[:, b0:b1], u_inv[b0:b1, b0:b1], perm[b0:b1], grid, dynamic, codes,
+                     h if clip else None)
         wp[:, b1:] -= err @ u_inv[b0:b1, b1:]        # lazy update of the later blocks
     return codes, grid
 
 
 def _block(w1: np.ndarray, u1: np.ndarray, cols: np.ndarray, grid: Grid, dynamic: bool,
-           codes: np.ndarray) -> np.ndarray:
+           codes: np.ndarray, clip_h: np.ndarray | None = None) -> np.ndarray:
     """Quantize the block w1[rows, B] in place (updates land in the caller's array); returns
-    the scaled errors [rows, B] for the lazy update."""
+    the scaled errors [rows, B] for the lazy update. clip_h: H, for clipped dynamic groups."""
     spec = grid.spec
     err = np.zeros_like(w1)
     for i, c in enumerate(cols):
         if dynamic and c % spec.group == 0:          # a group starts: grid from current w
             seg = w1[:, i:i + spec.group]
-            s, z = params_from_range(seg.min(axis=1), seg.max(axis=1), spec)
+            if clip_h is None:
+                s, z = params_from_range(seg.min(axis=1), seg.max(axis=1), spec)
+            else:                                    # (no act_order: cols are in order)
+                g = clipped_grid(seg, spec, clip_h[c:c + seg.shape[1], c:c + seg.shape[1]])
+                s, z = g.scale[:, 0], g.zero[:, 0]
             grid.scale[:, c // spec.group], grid.zero[:, c // spec.group] = s, z
         s, z = grid.column(c)
         u = quantize_column(w1[:, i], s, z, spec)

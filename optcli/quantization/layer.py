@@ -33,7 +33,8 @@ def quantize_dense(w: np.ndarray, spec: Spec, h: np.ndarray | None, solver: Solv
     """w (any shape >= 2-D, viewed as [rows, cols]) quantized; GPTQ needs h [cols, cols]."""
     w2 = w.reshape(w.shape[0], -1).astype(np.float64)
     if solver.gptq and h is not None:
-        u, grid = gptq(w2, h, spec, solver.damping, solver.block_size, solver.act_order, layer)
+        u, grid = gptq(w2, h, spec, solver.damping, solver.block_size, solver.act_order, layer,
+                       solver.clip)
     else:
         grid = clipped_grid(w2, spec, h) if solver.clip else choose_grid(w2, spec)
         u = quantize(w2, grid)

@@ -57,13 +57,13 @@ def quantize_model(model: Model, nodes: list[Node], config: Any,
         elif s is not None:                    # AWQ: quantize W diag(s), input scaled by 1/s
             hs = h / np.outer(s, s)
             new = _quantize(w * s, spec, hs, solver, n.name)
-            clip = "+clip" if solver.clip and not solver.gptq else ""
+            clip = "+clip" if solver.clip else ""
             eff, method = new.decode() / s.astype(np.float32), f"awq+{config.awq_solver}{clip}"
         else:
             new = _quantize(w, spec, h, solver, n.name)
             eff = new.decode()
-            method = "gptq" if solver.gptq and h is not None else (
-                "rtn+clip" if solver.clip else "rtn")
+            base = "gptq" if solver.gptq and h is not None else "rtn"
+            method = base + ("+clip" if solver.clip else "")
         tensors[name] = new
         records.append(_record(n, name, old, new, spec, method, w, eff, h))
     if scales:

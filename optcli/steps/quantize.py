@@ -30,8 +30,8 @@ values, zeros exactly zero (GPTQ/AWQ do not apply to it). gptq, awq and auto nee
 calibration section every layer's record gives its relative output error on calibration data,
 otherwise the weights' SQNR. Codebook-shared weights are refused unless `requantize_shared`.
 `sequential: true` calibrates the layers reading each input on the model quantized so far.
-`clip: true` lets RTN (also after AWQ's scaling) shrink each group's range where that lowers
-the output error on calibration data (quantization/clip.py).
+`clip: true` lets RTN, GPTQ and AWQ shrink each group's range where that lowers the output
+error on calibration data (quantization/clip.py).
 `embeddings: true` adds the embedding tables the selectors match, quantized by round to
 nearest (a row of a table is one output channel); the runtime gathers from them packed.
 """
@@ -99,9 +99,9 @@ class Config:
     sequential: bool = param(False, "gptq, rtn+clip: calibrate the layers reading each input "
                              "on the model quantized so far (one calibration pass per input, "
                              "as GPTQ's reference code does), not all on the float model")
-    clip: bool = param(False, "rtn (and awq with rtn): search each group's clipping ratio "
-                       "(0.55..1) for the lowest output error on calibration data (weight "
-                       "error without); clipped weights may then err by more than scale/2")
+    clip: bool = param(False, "search each group's clipping ratio (0.55..1) for the lowest "
+                       "output error on calibration data (weight error without), for rtn, "
+                       "gptq and awq; clipped weights may then err by more than scale/2")
     embeddings: bool = param(False, "also quantize embedding tables (per row, or groups along "
                              "a row), by round to nearest whatever `method` says; the runtime "
                              "keeps them packed and decodes only the rows a batch reads")

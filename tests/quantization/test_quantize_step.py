@@ -241,3 +241,14 @@ def test_sequential_gptq_calibrates_on_the_model_quantized_so_far():
     assert _rel(seq, ref) < _rel(one_pass, ref)
     for bad in (dict(method="awq"), dict(method="rtn"), dict(bits="auto", target_bits=4.0)):
         assert "sequential" in quantize.check(quantize.Config(sequential=True, **bad))
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_with_clip_keeps_the_grid(act_order):
+    lm = make_lm()
+    model, rec = _q(lm, method="gptq", bits=3, granularity="group", group_size=16,
+                    symmetric=False, act_order=act_order, clip=True)
+    assert {r["method"] for r in rec.layers} == {"gptq+clip"}
+    w = model.tensors["up"].decode()                     # [64, 16]: one group a row
+    assert all(len(np.unique(row)) <= 8 for row in w)
+    assert all(r["rel_output_error"] < 0.5 for r in rec.layers)
