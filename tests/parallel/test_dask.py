@@ -100,3 +100,42 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(client, cnn_data)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
     client.wait_for_workers(2, timeout=30)
     assert victim not in client.run(os.getpid).values()
+
+
+def test_a_chunk_the_scheduler_cancels_is_submitted_again():
+    """The scheduler may cancel a chunk when a worker dies ("cancelled for reason: unknown");
+    map() resubmits it (the model scattered anew) and yields every chunk once, in order."""
+    from concurrent.futures import CancelledError
+
+    class Future:
+        def __init__(self, value, fail):
+            self.value, self.fail = value, fail
+
+        def result(self):
+            if self.fail:
+                raise CancelledError("cancelled for reason: unknown")
+            return self.value
+
+    class Client:
+        scheduler = type("S", (), {"address": "tcp://fake"})()
+
+        def __init__(self):
+            self.keys, self.scatters = [], 0
+
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+        def scatter(self, model, **kw):
+            self.scatters += 1
+            return model
+
+        def submit(self, fn, model, token, weights, feeds, key, **kw):
+            self.keys.append(key)
+            return Future({"y": feeds["x"] * 2}, fail=key.endswith("-1-0"))
+
+    fake = Client()
+    with DaskExecutor(make_cnn(), client=fake, window=2) as ex:
+        out = [o["y"][0] for o in ex.map({"x": np.array([i])} for i in range(4))]
+    assert out == [0, 2, 4, 6] and fake.scatters == 2
+    assert [k.rsplit("-", 2)[1:] for k in fake.keys] == [
+        ["0", "0"], ["1", "0"], ["2", "0"], ["1", "1"], ["3", "0"]]
