@@ -50,9 +50,13 @@ class Int8Codes:
         return int(self.w.nbytes + self.col_sum.nbytes + self.scale.nbytes)
 
     def chunk(self) -> int:
-        """Longest inner chunk whose every partial sum is bounded by 2^24: exact in float32
-        (k * 128 * wmax <= 2^24; 1024 for symmetric weights, 513 at worst)."""
-        return max(1, min(CHUNK_MAX, EXACT_F32 // (XQ_MAX * max(self.wmax, 1))))
+        return exact_chunk(self.wmax)
+
+
+def exact_chunk(wmax: int) -> int:
+    """Longest inner chunk whose every partial sum is bounded by 2^24: exact in float32
+    (k * 128 * wmax <= 2^24; 1024 for symmetric weights, 513 at worst)."""
+    return max(1, min(CHUNK_MAX, EXACT_F32 // (XQ_MAX * max(wmax, 1))))
 
 
 def quantized_input(node: Any) -> bool:

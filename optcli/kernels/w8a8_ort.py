@@ -27,7 +27,7 @@ import importlib.util
 import numpy as np
 
 from optcli.formats import QuantizedTensor
-from optcli.kernels.w8a8 import CHUNK_MAX, EXACT_F32, XQ_MAX
+from optcli.kernels.w8a8 import exact_chunk
 
 K_MAX = (1 << 31) // (255 * 255)        # longest row whose int32 sums cannot overflow
 
@@ -57,9 +57,9 @@ class OrtInt8Linear:
         self.scale = np.broadcast_to(np.asarray(t.scale, np.float32).reshape(-1), (out,)).copy()
         wmax = int(np.abs(t.codes.astype(np.int16) - zp.reshape(-1, 1).astype(np.int16)).max(
             initial=0))
-        # the NumPy tier's rule (Int8Codes.chunk): a row within one exact chunk is summed in
-        # float32, a longer one in float64; the same dtype here gives the same outputs
-        self.exact_f32 = k <= min(CHUNK_MAX, EXACT_F32 // (XQ_MAX * max(wmax, 1)))
+        # the NumPy tier's rule: a row within one exact chunk is summed in float32, a longer
+        # one in float64; the same dtype here gives the same outputs
+        self.exact_f32 = k <= exact_chunk(wmax)
         self._bytes = t.codes.nbytes + zp.nbytes + self.scale.nbytes
         self._session = _session(np.ascontiguousarray(t.codes.T), zp, threads)
 
