@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from optcli.quantization.grid import Grid, Spec, choose_grid, dequantize, params_from_range
+from optcli.quantization.grid import (
+    Grid,
+    Spec,
+    choose_grid,
+    dequantize,
+    group_ranges,
+    params_from_range,
+)
 from optcli.quantization.grid import quantize as rtn_codes
 
 CLIP_RATIOS = tuple(1.0 - 0.05 * k for k in range(10))      # 1.0, 0.95, ..., 0.55
@@ -27,7 +34,7 @@ def clipped_grid(w: np.ndarray, spec: Spec, h: np.ndarray | None) -> Grid:
     base = choose_grid(w, spec)
     if spec.granularity == "tensor":
         return base                              # one range for everything: nothing to pick
-    lo, hi = _ranges(w, base)
+    lo, hi = group_ranges(w, spec)
     best_err = np.full(base.scale.shape, np.inf)
     scale, zero = base.scale.copy(), base.zero.copy()
     for r in CLIP_RATIOS:
@@ -38,12 +45,6 @@ def clipped_grid(w: np.ndarray, spec: Spec, h: np.ndarray | None) -> Grid:
         best_err = np.where(better, err, best_err)
         scale, zero = np.where(better, s, scale), np.where(better, z, zero)
     return Grid(scale, zero, spec, base.cols)
-
-
-def _ranges(w: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Each (row, group)'s min and max, [R, G]."""
-    starts = np.arange(0, w.shape[1], grid.spec.group or w.shape[1])
-    return np.minimum.reduceat(w, starts, axis=1), np.maximum.reduceat(w, starts, axis=1)
 
 
 def _group_errors(d: np.ndarray, grid: Grid, h: np.ndarray | None) -> np.ndarray:

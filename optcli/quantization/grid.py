@@ -96,16 +96,19 @@ def round_up(scale: np.ndarray, spec: Spec) -> np.ndarray:
 
 def choose_grid(w: np.ndarray, spec: Spec) -> Grid:
     """Round-to-nearest (min/max) grid of w[rows, cols]."""
-    rows, cols = w.shape
+    scale, zero = params_from_range(*group_ranges(w, spec), spec)
+    return Grid(scale, zero, spec, w.shape[1])
+
+
+def group_ranges(w: np.ndarray, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of w[rows, cols] per grid slice: [1, 1] per tensor, [rows, 1] per channel,
+    [rows, G] per group."""
     if spec.granularity == "tensor":
-        lo, hi = np.full((1, 1), w.min(initial=0.0)), np.full((1, 1), w.max(initial=0.0))
-    elif spec.group:
-        starts = np.arange(0, cols, spec.group)                       # [G]
-        lo, hi = np.minimum.reduceat(w, starts, axis=1), np.maximum.reduceat(w, starts, axis=1)
-    else:
-        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
-    scale, zero = params_from_range(lo, hi, spec)
-    return Grid(scale, zero, spec, cols)
+        return np.full((1, 1), w.min(initial=0.0)), np.full((1, 1), w.max(initial=0.0))
+    if spec.group:
+        starts = np.arange(0, w.shape[1], spec.group)                  # [G]
+        return np.minimum.reduceat(w, starts, axis=1), np.maximum.reduceat(w, starts, axis=1)
+    return w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
 
 
 def quantize(w: np.ndarray, grid: Grid) -> np.ndarray:
