@@ -31,20 +31,17 @@ CLIP_RATIOS = tuple(1.0 - 0.05 * k for k in range(10))      # 1.0, 0.95, ..., 0.
 
 def clipped_grid(w: np.ndarray, spec: Spec, h: np.ndarray | None) -> Grid:
     """The grid of w[rows, cols] with each (row, group)'s best clipping ratio."""
-    base = choose_grid(w, spec)
     if spec.granularity == "tensor":
-        return base                              # one range for everything: nothing to pick
+        return choose_grid(w, spec)              # one range for everything: nothing to pick
     lo, hi = group_ranges(w, spec)
-    best_err = np.full(base.scale.shape, np.inf)
-    scale, zero = base.scale.copy(), base.zero.copy()
-    for r in CLIP_RATIOS:
-        s, z = params_from_range(lo * r, hi * r, spec)
-        grid = Grid(s, z, spec, base.cols)
-        err = _group_errors(w - dequantize(rtn_codes(w, grid), grid), base, h)
-        better = err < best_err
-        best_err = np.where(better, err, best_err)
-        scale, zero = np.where(better, s, scale), np.where(better, z, zero)
-    return Grid(scale, zero, spec, base.cols)
+    grids = [Grid(*params_from_range(lo * r, hi * r, spec), spec, w.shape[1])
+             for r in CLIP_RATIOS]
+    errs = np.stack([_group_errors(w - dequantize(rtn_codes(w, g), g), g, h)
+                     for g in grids])                       # [ratios, R, G]
+    pick = np.argmin(errs, axis=0)[None]                    # the first minimum: ties keep r = 1
+    scale, zero = (np.take_along_axis(np.stack([getattr(g, k) for g in grids]), pick, 0)[0]
+                   for k in ("scale", "zero"))
+    return Grid(scale, zero, spec, w.shape[1])
 
 
 def _group_errors(d: np.ndarray, grid: Grid, h: np.ndarray | None) -> np.ndarray:
