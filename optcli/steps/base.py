@@ -69,6 +69,15 @@ def select_layers(model: Model, layers: list[str], exclude: list[str],
     return out
 
 
+def input_groups(nodes: list[Node]) -> list[list[Node]]:
+    """The nodes in groups that read one input value, in the order the groups first appear
+    (q/k/v together, gate/up together): the unit of sequential calibration."""
+    groups: dict[str, list[Node]] = {}
+    for n in nodes:
+        groups.setdefault(n.inputs["x"], []).append(n)
+    return list(groups.values())
+
+
 def selector_ops(config: object) -> tuple[str, ...]:
     """The ops a step's `layers:`/`exclude:` globs name: layers, and embedding tables when
     the step takes them (quantize's `embeddings: true`)."""

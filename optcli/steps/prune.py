@@ -44,7 +44,7 @@ from optcli.params import param
 from optcli.pruning import METHODS, NEEDS_CALIBRATION, NEEDS_HESSIAN
 from optcli.pruning.checks import check_config, param_problem
 from optcli.pruning.guards import keep_floor
-from optcli.steps.base import StepContext, StepRecord, select_layers
+from optcli.steps.base import StepContext, StepRecord, input_groups, select_layers
 
 DESCRIPTION = ("Zero weights (magnitude per layer or global, random, N:M, Wanda, SparseGPT) "
                "and store them sparse.")
@@ -98,11 +98,9 @@ def apply(model: Model, config: Config, context: StepContext) -> tuple[Model, St
     nodes = select_layers(model, config.layers, config.exclude)
     if not (config.sequential and context.calibration is not None):
         return _prune(model, nodes, config, context)
-    groups: dict[str, list[Node]] = {}
-    for n in nodes:                     # layers reading one input, in graph order
-        groups.setdefault(n.inputs["x"], []).append(n)
+    groups = input_groups(nodes)
     record = StepRecord("prune", {})
-    for group in groups.values():       # each calibrated on the model pruned so far
+    for group in groups:                # each calibrated on the model pruned so far
         model, part = _prune(model, group, config, context)
         record.layers += part.layers
         record.notes += part.notes

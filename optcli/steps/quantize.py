@@ -53,7 +53,7 @@ from optcli.quantization.hessians import layer_hessians
 from optcli.quantization.layer import quantize_sparse
 from optcli.quantization.model import quantize_model
 from optcli.quantization.precision import to_precision
-from optcli.steps.base import StepContext, StepRecord, select_layers
+from optcli.steps.base import StepContext, StepRecord, input_groups, select_layers
 
 DESCRIPTION = ("Weight quantization to 2..8 bits (RTN, GPTQ, AWQ; per tensor, channel or "
                "group; mixed precision with bits: auto) or float16/bfloat16 storage.")
@@ -161,15 +161,12 @@ def _sequential(model: Model, nodes: list[Node], config: Config, context: StepCo
     from a calibration pass through the model with every earlier group already quantized, so
     a layer compensates the error of the layers before it (Frantar et al. 2022, section 4)."""
     data = context.calibration()
-    groups: dict[str, list[str]] = {}
-    for n in nodes:
-        groups.setdefault(n.inputs["x"], []).append(n.name)
+    groups = input_groups(nodes)
     records: list[dict] = []
     notes: list[str] = []
-    for names in groups.values():
-        current = [model.graph.node(name) for name in names]   # AWQ may have rewired
-        model, recs, ns = quantize_model(model, current, config,
-                                         layer_hessians(model, current, data))
+    for group in groups:                # gptq / rtn+clip: the graph's nodes stay as they are
+        model, recs, ns = quantize_model(model, group, config,
+                                         layer_hessians(model, group, data))
         records += recs
         notes += ns
     notes.append(f"sequential: {len(groups)} calibration passes, each through the model "
