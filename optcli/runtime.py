@@ -86,6 +86,11 @@ class Runtime:
         self.weights: dict[str, Any] = {}
         self._dense_bytes = sum(t.nbytes for t in model.tensors.values() if t.encoding == "dense")
         self._int8_codes = int8_code_weights(model)          # weights of W8A8 layers
+        self._readers: dict[str, set[tuple[str, str]]] = {}  # value -> {(op, role)} reading it
+        for n in model.graph.nodes:
+            for role, v in n.inputs.items():
+                if isinstance(v, str):
+                    self._readers.setdefault(v, set()).add((n.op, role))
         for name, stored in model.tensors.items():
             t = stored.resident()
             self.forms[name] = self._choose_form(name, t)
@@ -132,8 +137,7 @@ class Runtime:
 
     def _uses(self, name: str) -> set[tuple[str, str]]:
         """(op, role) of every node input that reads the tensor `name`."""
-        return {(n.op, role) for n in self.model.graph.nodes for role, v in n.inputs.items()
-                if v == name}
+        return self._readers.get(name, set())
 
     def _only_linear_weight(self, name: str) -> bool:
         return self._uses(name) == {("linear", "weight")}
