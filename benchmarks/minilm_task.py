@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from optcli.interop.hf import import_hf  # noqa: E402
 from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.retrieval import load_pairs, tokenize  # noqa: E402
+from optcli.text.retrieval import load_pairs, text_dataset  # noqa: E402
 
 MINILM = ROOT / "real_models" / "minilm"
 CALIB = ROOT / "sample_models" / "devil_calibration.jsonl"
@@ -25,8 +25,6 @@ PAIRS = ROOT / "sample_models" / "devil_retrieval.jsonl"
 def load_task():
     """(model, calibration StepContext, retrieval pairs)."""
     model = import_hf(str(MINILM))
-    texts = [t for pair in load_pairs(CALIB) for t in pair]
-    ids, mask = tokenize(model, texts)                   # [N, T] each, padded
-    context = StepContext(seed=0, calibration=lambda: {"input_ids": ids,
-                                                       "attention_mask": mask})
+    calib = text_dataset(model, CALIB)                   # every text, padded [N, T]
+    context = StepContext(seed=0, calibration=lambda: calib.inputs)
     return model, context, load_pairs(PAIRS)

@@ -36,7 +36,13 @@ from optcli.io import save_model  # noqa: E402
 from optcli.runtime import Runtime  # noqa: E402
 from optcli.steps import activations, quantize, smoothquant  # noqa: E402
 from optcli.steps.base import StepContext  # noqa: E402
-from optcli.text.retrieval import embed, load_pairs, rank_metrics, tokenize  # noqa: E402
+from optcli.text.retrieval import (  # noqa: E402
+    embed,
+    load_pairs,
+    rank_metrics,
+    text_dataset,
+    tokenize,
+)
 
 MINILM = ROOT / "real_models" / "minilm"
 CALIB = ROOT / "sample_models" / "devil_calibration.jsonl"
@@ -117,8 +123,8 @@ def main() -> None:
     if not (MINILM / "model.safetensors").is_file():
         raise SystemExit(f"{MINILM} missing: python scripts/fetch_real_models.py --only minilm")
     model = import_hf(str(MINILM))
-    ids, mask = tokenize(model, [t for p in load_pairs(CALIB) for t in p][:128])
-    ctx = StepContext(calibration=lambda: {"input_ids": ids, "attention_mask": mask})
+    calib = text_dataset(model, CALIB, samples=128)
+    ctx = StepContext(calibration=lambda: calib.inputs)
     pairs = load_pairs(PAIRS)[:args.pairs]
     n, texts = len(pairs), [q for q, _ in pairs] + [d for _, d in pairs]
     ids8, mask8 = tokenize(model, texts[n:n + 8])
