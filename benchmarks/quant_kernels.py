@@ -33,6 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from optcli.bench import measure
+from optcli.formats.rowpack import pack_rows
 from optcli.kernels.fast.memory import keep_freed_memory
 from optcli.kernels.quantized import PackedWeight, default_backend, linear, warm_up
 from optcli.steps.quantize import quantize_int8
@@ -52,8 +53,7 @@ def weights(kind: str, rng) -> tuple[list, int]:
         one = PackedWeight.from_int8(t.codes, t.scale, t.zero_point)
     elif kind == "int3":
         u = rng.integers(0, 8, (N, N), dtype=np.uint8)
-        codes = np.packbits(np.unpackbits(u[:, :, None], axis=2)[:, :, 5:].reshape(N, -1),
-                            axis=1)                              # 3-bit MSB-first stream
+        codes = pack_rows(u, 3)                                  # the packed layout's rows
         scale = rng.random((N, N // 128), dtype=np.float32) / 32
         zp = rng.integers(0, 8, (N, N // 128), dtype=np.uint8)
         one = PackedWeight.from_arrays(codes, scale, zp, 3, 128, N)
