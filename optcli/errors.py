@@ -20,9 +20,14 @@ EXIT_INTERRUPTED = 130
 
 
 class OptcliError(Exception):
-    """Base class: a one-line message and an exit code."""
+    """Base class: a one-line message and an exit code. A message quotes names from the
+    user's files, which may hold any character: line breaks in it are written as the escapes
+    \\n and \\r, so it stays one line whatever it quotes."""
 
     exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"), *args)
 
 
 class InputError(OptcliError):

@@ -4,7 +4,7 @@ in a crash: random mutations of a valid manifest are loaded and must raise Input
 import json
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optcli import io
@@ -44,6 +44,7 @@ def _mutate(man, path, value, delete):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(_ALL_PATHS), _JUNK, st.booleans()), min_size=1,
                 max_size=3))
+@example(edits=[(("graph", "nodes", 0, "inputs", "bias"), "\n", False)])  # found by a CI run
 def test_mangled_manifests_fail_cleanly(tmp_path_factory, edits):
     man = json.loads(json.dumps(_BASE))
     for path, value, delete in edits:
